@@ -1,0 +1,245 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mcpstream/mcpstream/schemas"
+	"github.com/mcpstream/mcpstream/streams"
+)
+
+// Metrics receives what the gateway measures; ops/metrics implements it
+// with Prometheus. Nil means no metrics.
+type Metrics interface {
+	// Request is called once per HTTP request with the MCP method (or
+	// "invalid"), how it ended (ok, error, rejected, timeout, ...) and
+	// how long it took end to end.
+	Request(method, outcome string, d time.Duration)
+	// Produce is called once per request event written to Kafka.
+	Produce(d time.Duration, err error)
+	// ReplyLag is the gateway's lag on its reply partition, in records.
+	ReplyLag(records int64)
+}
+
+// Config configures a gateway.
+type Config struct {
+	Streams streams.Config
+	// ID names this replica; it is the key of its replies. Empty: random.
+	ID string
+	// MaxBodyBytes bounds a request body (HTTP 413 above). Zero: 4 MiB.
+	MaxBodyBytes int64
+	// RequestTimeout bounds the wait for a reply. Zero: 5 minutes (tools
+	// may run that long); a client that retries with the same JSON-RPC id
+	// gets the eventual result without running the tool again.
+	RequestTimeout time.Duration
+	// AllowedOrigins are Origin values (scheme://host[:port]) accepted on
+	// top of localhost ones. "*" accepts any (do not, on a laptop).
+	AllowedOrigins []string
+	// AllowedHosts are Host header names accepted on top of localhost ones
+	// when the gateway listens on loopback (DNS-rebinding protection).
+	AllowedHosts []string
+	// PublicHost disables the Host check, for gateways behind a proxy that
+	// listens on a public name.
+	PublicHost bool
+	Logger     *slog.Logger
+	Metrics    Metrics
+}
+
+// Gateway serves the MCP endpoint.
+type Gateway struct {
+	cfg     Config
+	reg     *schemas.Registry
+	log     *slog.Logger
+	cl      *kgo.Client // producer
+	replies *kgo.Client // consumer of our reply partition
+	part    int32
+
+	mu      sync.Mutex
+	pending map[string]*waiter
+	ready   atomic.Bool
+	started chan struct{}
+}
+
+// New builds a gateway. It connects lazily; Run must be called before
+// requests can be answered (the handler reports 503 until then).
+func New(reg *schemas.Registry, cfg Config) (*Gateway, error) {
+	cfg.Streams = cfg.Streams.WithDefaults()
+	if err := cfg.Streams.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ID == "" {
+		cfg.ID = "gw-" + streams.NewID()[:12]
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 5 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopMetrics{}
+	}
+	g := &Gateway{cfg: cfg, reg: reg, log: cfg.Logger.With("gateway", cfg.ID), pending: map[string]*waiter{}, started: make(chan struct{})}
+	g.part = streams.PartitionFor(cfg.ID, cfg.Streams.Partitions)
+	cl, err := streams.NewClient(cfg.Streams, "gateway-"+cfg.ID, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	g.cl = cl
+	return g, nil
+}
+
+// ID is the gateway's replica id.
+func (g *Gateway) ID() string { return g.cfg.ID }
+
+// Ready reports whether the gateway can answer requests.
+func (g *Gateway) Ready() bool { return g.ready.Load() }
+
+// Run positions the reply consumer at the end of this gateway's reply
+// partition, then dispatches replies until ctx is done.
+func (g *Gateway) Run(ctx context.Context) error {
+	defer g.cl.Close()
+	if err := streams.Ping(ctx, g.cl); err != nil {
+		return fmt.Errorf("gateway %s: %w", g.cfg.ID, err)
+	}
+	topic := g.cfg.Streams.Topics.Replies()
+	// Start exactly at the current end: everything produced for us after
+	// this point is ours to read, nothing before is.
+	adm := kadm.NewClient(g.cl)
+	var start int64 = -1
+	for start < 0 {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			if o, ok := ends.Lookup(topic, g.part); ok && o.Err == nil {
+				start = o.Offset
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	rc, err := streams.NewClient(g.cfg.Streams, "gateway-replies-"+g.cfg.ID, g.cfg.Logger,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {g.part: kgo.NewOffset().At(start)}}),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)
+	if err != nil {
+		return err
+	}
+	g.replies = rc
+	defer rc.Close()
+	g.ready.Store(true)
+	close(g.started)
+	g.log.Info("gateway ready", "reply_topic", topic, "reply_partition", g.part, "start_offset", start)
+	defer g.ready.Store(false)
+	for {
+		fetches := rc.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			g.log.Warn("fetching replies", "topic", t, "partition", p, "err", err)
+		})
+		var last int64 = -1
+		fetches.EachRecord(func(r *kgo.Record) {
+			last = r.Offset
+			if string(r.Key) != g.cfg.ID {
+				return // another gateway shares this partition
+			}
+			rep, err := g.reg.DecodeReply(r.Value)
+			if err != nil {
+				g.log.Error("dropping undecodable reply", "offset", r.Offset, "err", err)
+				return
+			}
+			g.dispatch(rep)
+		})
+		if last >= 0 {
+			fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+				g.cfg.Metrics.ReplyLag(p.HighWatermark - last - 1)
+			})
+		}
+	}
+}
+
+// waiter is one HTTP request waiting for its replies.
+type waiter struct {
+	ch chan *schemas.ReplyEvent
+}
+
+func (g *Gateway) register(token string) *waiter {
+	w := &waiter{ch: make(chan *schemas.ReplyEvent, 64)}
+	g.mu.Lock()
+	g.pending[token] = w
+	g.mu.Unlock()
+	return w
+}
+
+func (g *Gateway) unregister(token string) {
+	g.mu.Lock()
+	delete(g.pending, token)
+	g.mu.Unlock()
+}
+
+func (g *Gateway) dispatch(rep *schemas.ReplyEvent) {
+	g.mu.Lock()
+	w := g.pending[rep.ReplyToken]
+	g.mu.Unlock()
+	if w == nil {
+		return // the client went away, or a reply for a previous incarnation
+	}
+	select {
+	case w.ch <- rep:
+	default:
+		// A client that does not read its stream must not stall the reply
+		// partition for everyone else; notifications are dropped, and the
+		// final response still arrives because the buffer only fills with
+		// notifications the client is not consuming.
+		g.log.Warn("reply buffer full, dropping notification", "event", rep.EventID)
+	}
+}
+
+// produce writes a request event and waits for the broker's acknowledgement
+// (acks=all): once it returns nil, the request survives any gateway crash.
+func (g *Gateway) produce(ctx context.Context, ev *schemas.RequestEvent, key string) error {
+	val, err := g.reg.EncodeRequest(ev)
+	if err != nil {
+		return fmt.Errorf("encoding request event: %w", err)
+	}
+	start := time.Now()
+	err = g.cl.ProduceSync(ctx, &kgo.Record{Topic: g.cfg.Streams.Topics.Requests(), Key: []byte(key), Value: val}).FirstErr()
+	g.cfg.Metrics.Produce(time.Since(start), err)
+	if err != nil {
+		return fmt.Errorf("producing request event: %w", err)
+	}
+	return nil
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Request(string, string, time.Duration) {}
+func (nopMetrics) Produce(time.Duration, error)          {}
+func (nopMetrics) ReplyLag(int64)                        {}
+
+var errNotReady = errors.New("gateway not ready")
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

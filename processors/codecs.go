@@ -1,0 +1,71 @@
+package processors
+
+import (
+	"fmt"
+
+	"github.com/lovoo/goka"
+	"github.com/mcpstream/mcpstream/schemas"
+)
+
+// Codecs adapts the schema registry to goka's codec interface, one codec per
+// record type, so a value of the wrong type fails loudly at encode time.
+type Codecs struct {
+	Request  goka.Codec
+	Reply    goka.Codec
+	Session  goka.Codec
+	ToolCall goka.Codec
+	Job      goka.Codec
+	Result   goka.Codec
+}
+
+// NewCodecs builds the codecs over r.
+func NewCodecs(r *schemas.Registry) Codecs {
+	return Codecs{
+		Request:  codec[schemas.RequestEvent]{r.EncodeRequest, r.DecodeRequest},
+		Reply:    codec[schemas.ReplyEvent]{r.EncodeReply, r.DecodeReply},
+		Session:  codec[schemas.SessionState]{r.EncodeSession, r.DecodeSession},
+		ToolCall: codec[schemas.ToolCallState]{r.EncodeToolCall, r.DecodeToolCall},
+		Job:      codec[schemas.ToolJob]{r.EncodeJob, r.DecodeJob},
+		Result:   codec[schemas.ToolResult]{r.EncodeResult, r.DecodeResult},
+	}
+}
+
+type codec[T any] struct {
+	enc func(*T) ([]byte, error)
+	dec func([]byte) (*T, error)
+}
+
+func (c codec[T]) Encode(v any) ([]byte, error) {
+	t, ok := v.(*T)
+	if !ok {
+		var zero T
+		return nil, fmt.Errorf("codec for %T got %T", &zero, v)
+	}
+	return c.enc(t)
+}
+
+func (c codec[T]) Decode(b []byte) (any, error) { return c.dec(b) }
+
+// Protocol versions the platform speaks.
+const (
+	Version20251125 = "2025-11-25"
+	Version20260728 = "2026-07-28"
+)
+
+// StatefulVersions are the session-based revisions accepted at initialize,
+// newest first: the newest is offered when a client asks for one we lack.
+var StatefulVersions = []string{Version20251125, "2025-06-18", "2025-03-26"}
+
+// StatelessVersions are the per-request-metadata revisions.
+var StatelessVersions = []string{Version20260728}
+
+// ServerInfo identifies the platform to clients.
+type ServerInfo struct {
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Title        string `json:"title,omitempty"`
+	Instructions string `json:"-"`
+}
+
+// DefaultServerInfo is used when a config leaves ServerInfo empty.
+var DefaultServerInfo = ServerInfo{Name: "mcpstream", Title: "mcpstream", Version: "0.1.0"}

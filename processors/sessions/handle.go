@@ -1,0 +1,257 @@
+package sessions
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/mcpstream/mcpstream/jsonrpc"
+	"github.com/mcpstream/mcpstream/processors"
+	"github.com/mcpstream/mcpstream/schemas"
+	"github.com/mcpstream/mcpstream/tools"
+)
+
+// Outcome is what one request event leads to.
+type Outcome struct {
+	// State is the new session value; nil leaves the table unchanged.
+	State *schemas.SessionState
+	// Forward is a tools/call to hand to the toolcalls group.
+	Forward *schemas.ToolJob
+	// Reply is sent to the waiting gateway (if any); nil when the reply
+	// will come from elsewhere (tool calls).
+	Reply *schemas.ReplyEvent
+}
+
+// Env is what Handle needs besides the event and the state.
+type Env struct {
+	Tools  []tools.Tool
+	Server processors.ServerInfo
+	// Known reports whether a tool name exists.
+	Known func(name string) bool
+}
+
+// Handle decides what a request event does to a session. offset is the
+// event's offset in its partition: an event at or below the state's
+// LastOffset was applied before a crash (goka is at-least-once), so it
+// changes nothing, but it is still answered because its first answer may
+// not have left.
+func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset int64, now time.Time) Outcome {
+	if ev.SessionID == "" {
+		return handleStateless(env, ev, now)
+	}
+	replay := st != nil && offset <= st.LastOffset
+	reply := func(status int, body []byte) *schemas.ReplyEvent {
+		return &schemas.ReplyEvent{Gateway: ev.ReplyGateway, ReplyToken: ev.ReplyToken, EventID: ev.EventID,
+			Kind: schemas.ReplyResponse, HTTPStatus: status, SessionID: ev.SessionID, Message: body, ProducedAt: now}
+	}
+	accepted := func(status int) *schemas.ReplyEvent {
+		r := reply(status, nil)
+		r.Kind = schemas.ReplyAccepted
+		return r
+	}
+	fail := func(status int, e *jsonrpc.Error) Outcome {
+		if ev.Kind != schemas.KindRequest {
+			// A notification has no id to answer; the status alone tells.
+			return Outcome{Reply: accepted(status)}
+		}
+		return Outcome{Reply: reply(status, jsonrpc.ErrorBody(e))}
+	}
+
+	if ev.Kind == schemas.KindRequest && ev.Method == "initialize" {
+		if st != nil && !replay {
+			return fail(400, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "session %s is already initialized", ev.SessionID))
+		}
+		var p struct {
+			ProtocolVersion string          `json:"protocolVersion"`
+			Capabilities    json.RawMessage `json:"capabilities"`
+			ClientInfo      json.RawMessage `json:"clientInfo"`
+		}
+		if err := json.Unmarshal(orEmpty(ev.Params), &p); err != nil || p.ProtocolVersion == "" {
+			return fail(400, jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "initialize needs params.protocolVersion"))
+		}
+		next := st
+		if !replay {
+			version := p.ProtocolVersion
+			if !slices.Contains(processors.StatefulVersions, version) {
+				version = processors.StatefulVersions[0]
+			}
+			next = &schemas.SessionState{SessionID: ev.SessionID, State: schemas.SessionInitializing,
+				ProtocolVersion: version, ClientInfo: p.ClientInfo, ClientCapabilities: p.Capabilities,
+				Principal: ev.Principal, CreatedAt: now, LastActivity: now, LastOffset: offset, Requests: 1}
+		}
+		body, err := jsonrpc.ResultBody(initializeResult(env, next.ProtocolVersion))
+		if err != nil {
+			return fail(500, jsonrpc.Errorf(jsonrpc.CodeInternalError, "%v", err))
+		}
+		out := Outcome{Reply: reply(200, body)}
+		if !replay {
+			out.State = next
+		}
+		return out
+	}
+
+	// Every other message needs a live session bound to the same principal;
+	// a session of someone else looks exactly like a missing one.
+	if st == nil || st.State == schemas.SessionClosed || st.Principal != ev.Principal {
+		return fail(404, jsonrpc.Errorf(jsonrpc.CodeSessionNotFound, "session not found"))
+	}
+	if ev.ProtocolVersion != "" && ev.ProtocolVersion != st.ProtocolVersion {
+		return fail(400, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
+			"MCP-Protocol-Version %q does not match the session's negotiated version %q", ev.ProtocolVersion, st.ProtocolVersion))
+	}
+	var next *schemas.SessionState
+	if !replay {
+		cp := *st
+		cp.LastActivity, cp.LastOffset = now, offset
+		cp.Requests++
+		next = &cp
+	}
+
+	switch ev.Kind {
+	case schemas.KindSessionDelete:
+		if next != nil {
+			next.State = schemas.SessionClosed
+		}
+		return Outcome{State: next, Reply: accepted(200)}
+	case schemas.KindNotification:
+		if ev.Method == "notifications/initialized" && next != nil {
+			next.State = schemas.SessionActive
+		}
+		// Other notifications (cancelled, progress, roots/list_changed) are
+		// accepted; unknown ones are ignored as the spec asks.
+		return Outcome{State: next, Reply: accepted(202)}
+	case schemas.KindResponse:
+		return Outcome{State: next, Reply: accepted(202)}
+	}
+
+	out := Outcome{State: next}
+	switch ev.Method {
+	case "ping":
+		out.Reply = reply(200, []byte(`{"result":{}}`))
+	case "tools/list":
+		body, err := jsonrpc.ResultBody(map[string]any{"tools": env.Tools})
+		if err != nil {
+			return fail(500, jsonrpc.Errorf(jsonrpc.CodeInternalError, "%v", err))
+		}
+		out.Reply = reply(200, body)
+	case "tools/call":
+		job, e := toolJob(env, ev, now)
+		if e != nil {
+			out.Reply = reply(200, jsonrpc.ErrorBody(e))
+			return out
+		}
+		out.Forward = job
+	default:
+		out.Reply = reply(200, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "method not found: %s", ev.Method)))
+	}
+	return out
+}
+
+func handleStateless(env Env, ev *schemas.RequestEvent, now time.Time) Outcome {
+	reply := func(status int, body []byte) Outcome {
+		return Outcome{Reply: &schemas.ReplyEvent{Gateway: ev.ReplyGateway, ReplyToken: ev.ReplyToken, EventID: ev.EventID,
+			Kind: schemas.ReplyResponse, HTTPStatus: status, Message: body, ProducedAt: now}}
+	}
+	if ev.Kind != schemas.KindRequest {
+		return Outcome{Reply: &schemas.ReplyEvent{Gateway: ev.ReplyGateway, ReplyToken: ev.ReplyToken, EventID: ev.EventID,
+			Kind: schemas.ReplyAccepted, HTTPStatus: 202, ProducedAt: now}}
+	}
+	result := func(v any) Outcome {
+		body, err := jsonrpc.ResultBody(v)
+		if err != nil {
+			return reply(500, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInternalError, "%v", err)))
+		}
+		return reply(200, body)
+	}
+	switch ev.Method {
+	case "server/discover":
+		return result(discoverResult(env))
+	case "tools/list":
+		// The list is the same for every caller and changes only when the
+		// configuration does.
+		return result(map[string]any{"resultType": "complete", "tools": env.Tools, "ttlMs": 60000, "cacheScope": "public"})
+	case "tools/call":
+		job, e := toolJob(env, ev, now)
+		if e != nil {
+			return reply(200, jsonrpc.ErrorBody(e))
+		}
+		return Outcome{Forward: job}
+	}
+	// Removed or unknown methods: 404 distinguishes "not here" from a
+	// missing endpoint, as 2026-07-28 asks.
+	return reply(404, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "method not found: %s", ev.Method)))
+}
+
+func toolJob(env Env, ev *schemas.RequestEvent, now time.Time) (*schemas.ToolJob, *jsonrpc.Error) {
+	var p struct {
+		Name      *string         `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+		Meta      struct {
+			ProgressToken json.RawMessage `json:"progressToken"`
+		} `json:"_meta"`
+	}
+	if err := json.Unmarshal(orEmpty(ev.Params), &p); err != nil {
+		return nil, jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "invalid tools/call params: %v", err)
+	}
+	if p.Name == nil || *p.Name == "" {
+		return nil, jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "tools/call needs params.name")
+	}
+	if len(p.Arguments) > 0 && string(p.Arguments) != "null" && p.Arguments[0] != '{' {
+		return nil, jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "tools/call params.arguments must be an object")
+	}
+	if !env.Known(*p.Name) {
+		return nil, jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "unknown tool: %s", *p.Name)
+	}
+	var token []byte
+	if len(p.Meta.ProgressToken) > 0 && string(p.Meta.ProgressToken) != "null" {
+		token = p.Meta.ProgressToken
+	}
+	return &schemas.ToolJob{EventID: ev.EventID, SessionID: ev.SessionID, Principal: ev.Principal, Tool: *p.Name,
+		Arguments: nonNull(p.Arguments), ProgressToken: token, ReplyGateway: ev.ReplyGateway, ReplyToken: ev.ReplyToken,
+		AcceptedAt: now}, nil
+}
+
+func capabilities() map[string]any {
+	return map[string]any{"tools": map[string]any{"listChanged": true}, "logging": map[string]any{}}
+}
+
+func initializeResult(env Env, version string) map[string]any {
+	r := map[string]any{
+		"protocolVersion": version,
+		"capabilities":    capabilities(),
+		"serverInfo":      env.Server,
+	}
+	if env.Server.Instructions != "" {
+		r["instructions"] = env.Server.Instructions
+	}
+	return r
+}
+
+func discoverResult(env Env) map[string]any {
+	r := map[string]any{
+		"resultType":        "complete",
+		"supportedVersions": append(append([]string{}, processors.StatelessVersions...), processors.StatefulVersions...),
+		"capabilities":      capabilities(),
+		"_meta":             map[string]any{"io.modelcontextprotocol/serverInfo": env.Server},
+		"ttlMs":             60000,
+		"cacheScope":        "public",
+	}
+	if env.Server.Instructions != "" {
+		r["instructions"] = env.Server.Instructions
+	}
+	return r
+}
+
+func orEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return []byte("{}")
+	}
+	return b
+}
+
+func nonNull(b json.RawMessage) []byte {
+	if len(b) == 0 || string(b) == "null" {
+		return nil
+	}
+	return b
+}

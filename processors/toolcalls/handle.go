@@ -1,0 +1,81 @@
+package toolcalls
+
+import (
+	"time"
+
+	"github.com/mcpstream/mcpstream/schemas"
+)
+
+// Outcome is what one event does.
+type Outcome struct {
+	State   *schemas.ToolCallState
+	Job     *schemas.ToolJob // dispatch to executors
+	Replies []*schemas.ReplyEvent
+}
+
+func replyTo(w schemas.Waiter, st *schemas.ToolCallState, now time.Time) *schemas.ReplyEvent {
+	return &schemas.ReplyEvent{Gateway: w.Gateway, ReplyToken: w.ReplyToken, EventID: st.EventID,
+		Kind: schemas.ReplyResponse, HTTPStatus: 200, SessionID: st.SessionID, Message: st.Response, ProducedAt: now}
+}
+
+// OnCall handles an accepted tools/call.
+func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, now time.Time) Outcome {
+	w := schemas.Waiter{Gateway: job.ReplyGateway, ReplyToken: job.ReplyToken}
+	if st == nil {
+		next := &schemas.ToolCallState{EventID: job.EventID, SessionID: job.SessionID, Principal: job.Principal,
+			Tool: job.Tool, Status: schemas.CallRunning, AcceptedAt: now}
+		if w.Gateway != "" {
+			next.Waiters = []schemas.Waiter{w}
+		}
+		return Outcome{State: next, Job: job}
+	}
+	if st.Principal != job.Principal {
+		// Event ids include the principal, so this is a hash collision or a
+		// forged event; never hand one caller another's result.
+		return Outcome{}
+	}
+	switch st.Status {
+	case schemas.CallCompleted:
+		next := *st
+		next.Duplicates++
+		out := Outcome{State: &next}
+		if w.Gateway != "" {
+			out.Replies = []*schemas.ReplyEvent{replyTo(w, st, now)}
+		}
+		return out
+	default:
+		for _, have := range st.Waiters {
+			if have == w {
+				// The same delivery again: goka replayed it after a crash, and
+				// the job it dispatched may not have left. Dispatch again;
+				// executors dedup jobs by event id.
+				return Outcome{Job: job}
+			}
+		}
+		next := *st
+		next.Duplicates++
+		if w.Gateway != "" {
+			next.Waiters = append(append([]schemas.Waiter{}, st.Waiters...), w)
+		}
+		return Outcome{State: &next}
+	}
+}
+
+// OnResult completes a call with an executor's result. Only the first
+// result counts: a second one comes from a job that ran again after an
+// executor crash, and its waiters were already answered.
+func OnResult(st *schemas.ToolCallState, res *schemas.ToolResult, now time.Time) Outcome {
+	if st == nil || st.Status == schemas.CallCompleted {
+		return Outcome{}
+	}
+	next := *st
+	next.Status = schemas.CallCompleted
+	next.Response = res.Response
+	next.CompletedAt = now
+	out := Outcome{State: &next}
+	for _, w := range st.Waiters {
+		out.Replies = append(out.Replies, replyTo(w, &next, now))
+	}
+	next.Waiters = nil
+	return out
+}

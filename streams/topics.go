@@ -1,0 +1,123 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Topics names every topic of one mcpstream deployment. All names derive
+// from Prefix so that several deployments can share a cluster.
+type Topics struct {
+	Prefix string
+}
+
+// DefaultPrefix is used when Topics.Prefix is empty.
+const DefaultPrefix = "mcpstream"
+
+func (t Topics) p() string {
+	if t.Prefix == "" {
+		return DefaultPrefix
+	}
+	return t.Prefix
+}
+
+// Requests is the request log: every MCP message a client sent, keyed by
+// session id (stateful) or event id (stateless), so one session's messages
+// stay in order. Input of the sessions group.
+func (t Topics) Requests() string { return t.p() + ".requests" }
+
+// ToolCalls carries accepted tools/call requests, keyed by event id. Input
+// of the toolcalls group.
+func (t Topics) ToolCalls() string { return t.p() + ".toolcalls" }
+
+// ToolResults carries executor results, keyed by event id; co-partitioned
+// with ToolCalls so one processor instance owns both sides of a call.
+func (t Topics) ToolResults() string { return t.p() + ".tool-results" }
+
+// Jobs carries tool calls for executors, keyed by event id.
+func (t Topics) Jobs() string { return t.p() + ".jobs" }
+
+// Replies carries messages for gateways, keyed by gateway id.
+func (t Topics) Replies() string { return t.p() + ".replies" }
+
+// SessionsGroup is the goka group owning the session table.
+func (t Topics) SessionsGroup() string { return t.p() + "-sessions" }
+
+// ToolCallsGroup is the goka group owning the tool-call table.
+func (t Topics) ToolCallsGroup() string { return t.p() + "-toolcalls" }
+
+// ExecutorsGroup is the consumer group of executors on Jobs.
+func (t Topics) ExecutorsGroup() string { return t.p() + "-executors" }
+
+// Table is goka's name for a group's changelog topic.
+func Table(group string) string { return group + "-table" }
+
+// Spec is the layout of one topic.
+type Spec struct {
+	Name      string
+	Compacted bool
+}
+
+// Specs lists every topic the platform needs, streams and tables alike.
+// Every topic has the same partition count: goka requires co-partitioned
+// inputs and tables, and equal counts keep the reply partition of a gateway
+// computable from its id alone.
+func (t Topics) Specs() []Spec {
+	return []Spec{
+		{Name: t.Requests()},
+		{Name: t.ToolCalls()},
+		{Name: t.ToolResults()},
+		{Name: t.Jobs()},
+		{Name: t.Replies()},
+		{Name: Table(t.SessionsGroup()), Compacted: true},
+		{Name: Table(t.ToolCallsGroup()), Compacted: true},
+	}
+}
+
+// ErrPartitionMismatch is returned when an existing topic has another
+// partition count than configured: keys would land elsewhere than the
+// tables expect, silently.
+var ErrPartitionMismatch = errors.New("topic partition count differs from configuration")
+
+// EnsureTopics creates missing topics and verifies existing ones have the
+// configured partition count.
+func EnsureTopics(ctx context.Context, adm *kadm.Client, t Topics, partitions int32, replication int16) error {
+	specs := t.Specs()
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	details, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("listing topics: %w", err)
+	}
+	for _, s := range specs {
+		if d, ok := details[s.Name]; ok && d.Err == nil {
+			if got := int32(len(d.Partitions)); got != partitions {
+				return fmt.Errorf("topic %s has %d partitions, want %d: %w", s.Name, got, partitions, ErrPartitionMismatch)
+			}
+			continue
+		}
+		cfg := map[string]*string{}
+		if s.Compacted {
+			cfg["cleanup.policy"] = kadm.StringPtr("compact")
+		} else {
+			// A week of request log is what replay and resumption can reach
+			// back to; operators raise it for longer audits.
+			cfg["retention.ms"] = kadm.StringPtr(strconv.Itoa(7 * 24 * 3600 * 1000))
+		}
+		resp, err := adm.CreateTopic(ctx, partitions, replication, cfg, s.Name)
+		if err != nil {
+			return fmt.Errorf("creating topic %s: %w", s.Name, err)
+		}
+		if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("creating topic %s: %w", s.Name, resp.Err)
+		}
+	}
+	return nil
+}
