@@ -64,11 +64,6 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, nil, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "%v", err))
 		return
 	}
-	if !g.Ready() {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, nil, jsonrpc.Errorf(jsonrpc.CodeInternalError, "gateway is starting"))
-		return
-	}
 	switch r.Method {
 	case http.MethodPost:
 		method, outcome = g.servePost(w, r)
@@ -228,6 +223,10 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 		return
 	}
 
+	if !g.Ready() {
+		writeNotReady(w, id)
+		return method, "unavailable"
+	}
 	wt := g.register(ev.ReplyToken)
 	defer g.unregister(ev.ReplyToken)
 	if err := g.produce(r.Context(), ev, key); err != nil {
@@ -311,6 +310,10 @@ func (g *Gateway) serveDelete(w http.ResponseWriter, r *http.Request) string {
 	}
 	ev := &schemas.RequestEvent{EventID: streams.NotificationEventID(sid, "DELETE", nil), Kind: schemas.KindSessionDelete,
 		SessionID: sid, Principal: principal(r), ReplyGateway: g.cfg.ID, ReplyToken: streams.NewID(), ReceivedAt: time.Now()}
+	if !g.Ready() {
+		writeNotReady(w, nil)
+		return "unavailable"
+	}
 	wt := g.register(ev.ReplyToken)
 	defer g.unregister(ev.ReplyToken)
 	if err := g.produce(r.Context(), ev, sid); err != nil {
@@ -511,4 +514,11 @@ func writeError(w http.ResponseWriter, status int, id json.RawMessage, e *jsonrp
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(jsonrpc.Compose(id, jsonrpc.ErrorBody(e)))
+}
+
+// writeNotReady answers before the reply consumer is positioned: a request
+// produced now could have its reply missed.
+func writeNotReady(w http.ResponseWriter, id json.RawMessage) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, id, jsonrpc.Errorf(jsonrpc.CodeInternalError, "gateway is starting; retry"))
 }

@@ -127,6 +127,17 @@ func (r *Registry) Refresh(ctx context.Context) error {
 	return nil
 }
 
+// current returns the published snapshot. A zero Registry (not built by
+// NewRegistry) has none yet and behaves as empty instead of panicking.
+func (r *Registry) current() *snapshot {
+	if s := r.snap.Load(); s != nil {
+		return s
+	}
+	return &emptySnapshot
+}
+
+var emptySnapshot snapshot
+
 func namespacePrefix(p Provider) string {
 	if n, ok := p.(Namespaced); ok {
 		if ns := n.Namespace(); ns != "" {
@@ -144,14 +155,13 @@ func (r *Registry) ListTools(ctx context.Context) ([]Tool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("tools: list tools: %w", err)
 	}
-	s := r.snap.Load()
-	return append([]Tool(nil), s.tools...), nil
+	return append([]Tool(nil), r.current().tools...), nil
 }
 
 // Lookup finds the provider serving an exposed tool name. The returned Tool
 // carries the exposed name.
 func (r *Registry) Lookup(name string) (Provider, Tool, bool) {
-	rt, ok := r.snap.Load().routes[name]
+	rt, ok := r.current().routes[name]
 	if !ok {
 		return nil, Tool{}, false
 	}
@@ -165,7 +175,7 @@ func (r *Registry) Lookup(name string) (Provider, Tool, bool) {
 // A nil Notifier is replaced by one that drops everything, so providers never
 // need a nil check.
 func (r *Registry) CallTool(ctx context.Context, call Call, n Notifier) (*Result, error) {
-	rt, ok := r.snap.Load().routes[call.Name]
+	rt, ok := r.current().routes[call.Name]
 	if !ok {
 		return nil, fmt.Errorf("tools: call %q: %w", call.Name, ErrUnknownTool)
 	}
@@ -200,7 +210,7 @@ func (r *Registry) String() string {
 		names[i] = p.Name()
 	}
 	return fmt.Sprintf("tools.Registry{providers: [%s], tools: %d}",
-		strings.Join(names, ", "), len(r.snap.Load().tools))
+		strings.Join(names, ", "), len(r.current().tools))
 }
 
 type discardNotifier struct{}

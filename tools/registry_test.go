@@ -384,3 +384,17 @@ func TestMissingCapabilityErrorShape(t *testing.T) {
 		t.Fatalf("got %s\nwant %s", b, want)
 	}
 }
+
+func TestZeroRegistryIsEmpty(t *testing.T) {
+	var r tools.Registry
+	list, err := r.ListTools(context.Background())
+	if err != nil || len(list) != 0 {
+		t.Fatalf("ListTools = %v, %v", list, err)
+	}
+	if _, err := r.CallTool(context.Background(), tools.Call{Name: "x"}, nil); !errors.Is(err, tools.ErrUnknownTool) {
+		t.Fatalf("CallTool error = %v", err)
+	}
+	if err := r.Refresh(context.Background()); err != nil {
+		t.Fatalf("Refresh of an empty registry: %v", err)
+	}
+}

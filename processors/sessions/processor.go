@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -38,7 +39,7 @@ type Processor struct {
 	tools  *tools.Registry
 	codecs processors.Codecs
 	log    *slog.Logger
-	proc   *goka.Processor
+	proc   atomic.Pointer[goka.Processor]
 }
 
 // New builds the group graph; it is validated before anything runs.
@@ -119,7 +120,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating sessions processor: %w", err)
 	}
-	p.proc = proc
+	p.proc.Store(proc)
 	if err := proc.Run(ctx); err != nil {
 		return fmt.Errorf("running sessions processor: %w", err)
 	}
@@ -129,5 +130,6 @@ func (p *Processor) Run(ctx context.Context) error {
 // Ready reports whether the processor has joined its group and recovered
 // its partitions.
 func (p *Processor) Ready() bool {
-	return p.proc != nil && p.proc.StateReader().State() == goka.ProcStateRunning
+	proc := p.proc.Load()
+	return proc != nil && proc.StateReader().State() == goka.ProcStateRunning
 }

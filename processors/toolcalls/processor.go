@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -28,7 +29,7 @@ type Processor struct {
 	cfg   Config
 	graph *goka.GroupGraph
 	log   *slog.Logger
-	proc  *goka.Processor
+	proc  atomic.Pointer[goka.Processor]
 }
 
 // New builds and validates the group graph.
@@ -109,7 +110,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating toolcalls processor: %w", err)
 	}
-	p.proc = proc
+	p.proc.Store(proc)
 	if err := proc.Run(ctx); err != nil {
 		return fmt.Errorf("running toolcalls processor: %w", err)
 	}
@@ -118,5 +119,6 @@ func (p *Processor) Run(ctx context.Context) error {
 
 // Ready reports whether the processor runs with its partitions recovered.
 func (p *Processor) Ready() bool {
-	return p.proc != nil && p.proc.StateReader().State() == goka.ProcStateRunning
+	proc := p.proc.Load()
+	return proc != nil && proc.StateReader().State() == goka.ProcStateRunning
 }

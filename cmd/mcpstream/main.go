@@ -1,0 +1,186 @@
+// Command mcpstream runs the mcpstream platform or one of its roles.
+//
+//	mcpstream run        everything in one process on the embedded broker
+//	mcpstream broker     the embedded Kafka-protocol broker (kfake)
+//	mcpstream processor  goka processors (and, by default, an executor)
+//	mcpstream executor   a tool executor
+//	mcpstream gateway    an MCP Streamable HTTP gateway
+//	mcpstream bench      load test: mcpstream vs the go-sdk reference server
+//
+// Every flag can also be set as MCPSTREAM_<FLAG> (dashes as underscores).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mcpstream/mcpstream/ops/bench"
+	"github.com/mcpstream/mcpstream/ops/platform"
+	"github.com/mcpstream/mcpstream/streams"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "run", "broker", "processor", "executor", "gateway":
+		err = runRole(ctx, os.Args[1], os.Args[2:])
+	case "bench":
+		err = runBench(ctx, os.Args[2:])
+	case "-h", "--help", "help":
+		usage()
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "mcpstream: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mcpstream %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: mcpstream <command> [flags]
+
+commands:
+  run         the whole platform in one process (embedded broker, processors, executor, gateway)
+  broker      the embedded Kafka-protocol broker
+  processor   goka processors (sessions, toolcalls) and an executor unless --with-executor=false
+  executor    a tool executor
+  gateway     an MCP endpoint
+  bench       load test against mcpstream and the go-sdk reference server
+
+Run "mcpstream <command> -h" for its flags. Every flag may be set as MCPSTREAM_<FLAG>.
+`)
+}
+
+func runRole(ctx context.Context, role string, args []string) error {
+	fs := flag.NewFlagSet(role, flag.ExitOnError)
+	cfg := platform.Config{ConformanceTools: true}
+	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap servers (default for run: the embedded broker)")
+	fs.StringVar(&cfg.Streams.Topics.Prefix, "topic-prefix", streams.DefaultPrefix, "prefix of every topic and group name")
+	partitions := fs.Int("partitions", 12, "partitions of every topic (must match an existing deployment)")
+	replication := fs.Int("replication", 1, "replication factor of created topics (3 on a real cluster)")
+	fs.StringVar(&cfg.InstanceID, "instance-id", "", "name of this process in client, executor and gateway ids (default hostname-pid)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&cfg.ConformanceTools, "conformance-tools", true, "serve the built-in conformance-suite fixture tools")
+	if role == "run" || role == "broker" {
+		fs.IntVar(&cfg.BrokerPort, "broker-port", 9092, "port of the embedded broker on 127.0.0.1 (0: any)")
+		fs.StringVar(&cfg.DataDir, "data-dir", "data/kafka", "directory the embedded broker persists to (empty: memory only)")
+		fs.BoolVar(&cfg.SyncWrites, "sync-writes", false, "fsync every produce before acknowledging it")
+	}
+	if role == "run" || role == "gateway" {
+		fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "gateway HTTP address; the MCP endpoint is /mcp")
+		fs.String("allowed-origins", "", "comma-separated extra Origins to accept (localhost is always accepted)")
+		fs.String("allowed-hosts", "", "comma-separated extra Host names to accept (DNS-rebinding protection)")
+		fs.BoolVar(&cfg.GatewayPublicHost, "public-host", false, "accept any Host header (behind a proxy on a public name)")
+		fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 4<<20, "largest request body accepted (413 above)")
+		fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5*time.Minute, "longest wait for a reply")
+	}
+	withExecutor := role == "run" || role == "executor"
+	if role == "processor" {
+		fs.BoolVar(&withExecutor, "with-executor", true, "also run a tool executor in this process")
+	}
+	if role != "run" && role != "gateway" {
+		fs.StringVar(&cfg.OpsListen, "ops-listen", "127.0.0.1:0", "address of /metrics, /healthz, /readyz")
+	}
+	fs.IntVar(&cfg.ExecutorConcurrency, "executor-concurrency", 64, "tool jobs an executor runs at once")
+	fs.DurationVar(&cfg.ToolTimeout, "tool-timeout", 5*time.Minute, "longest a tool may run")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if f := fs.Lookup("allowed-origins"); f != nil {
+		cfg.GatewayAllowedOrigins = splitList(f.Value.String())
+		cfg.GatewayAllowedHosts = splitList(fs.Lookup("allowed-hosts").Value.String())
+	}
+	cfg.Streams.Brokers = splitList(*brokers)
+	cfg.Streams.Partitions = int32(*partitions)
+	cfg.Streams.Replication = int16(*replication)
+	switch role {
+	case "run":
+		cfg.Broker = len(cfg.Streams.Brokers) == 0
+		cfg.Processor, cfg.Executor, cfg.Gateway = true, withExecutor, true
+	case "broker":
+		cfg.Broker = true
+	case "processor":
+		cfg.Processor, cfg.Executor = true, withExecutor
+	case "executor":
+		cfg.Executor = true
+	case "gateway":
+		cfg.Gateway = true
+	}
+	if role != "run" && role != "broker" && len(cfg.Streams.Brokers) == 0 {
+		cfg.Streams.Brokers = []string{"127.0.0.1:9092"}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg.OnReady = func(r platform.Ready) {
+		fmt.Printf("Kafka brokers: %s\n", strings.Join(r.Brokers, ","))
+		if r.MCPURL != "" {
+			fmt.Printf("MCP endpoint: %s\n", r.MCPURL)
+		}
+		fmt.Printf("Metrics and health: %s/metrics %s/readyz\n", r.OpsURL, r.OpsURL)
+	}
+	return platform.Run(ctx, cfg)
+}
+
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	var cfg bench.CompareConfig
+	fs.IntVar(&cfg.Sessions, "sessions", 8, "concurrent MCP sessions")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per target")
+	fs.StringVar(&cfg.Tool, "tool", "test_simple_text", "tool to call")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	out, err := bench.Compare(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Print(out)
+	return nil
+}
+
+// parse applies MCPSTREAM_* environment variables as defaults, then flags.
+func parse(fs *flag.FlagSet, args []string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "MCPSTREAM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && err == nil {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %w", env, e)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return fs.Parse(args)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

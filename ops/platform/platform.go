@@ -1,0 +1,255 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mcpstream/mcpstream/gateway"
+	"github.com/mcpstream/mcpstream/ops/health"
+	"github.com/mcpstream/mcpstream/ops/metrics"
+	"github.com/mcpstream/mcpstream/processors/executor"
+	"github.com/mcpstream/mcpstream/processors/sessions"
+	"github.com/mcpstream/mcpstream/processors/toolcalls"
+	"github.com/mcpstream/mcpstream/schemas"
+	"github.com/mcpstream/mcpstream/streams"
+	"github.com/mcpstream/mcpstream/tools"
+	"github.com/mcpstream/mcpstream/tools/conformance"
+)
+
+// Config selects roles and configures them.
+type Config struct {
+	Streams streams.Config
+
+	// Broker runs the embedded kfake broker; Streams.Brokers is then set to
+	// its address.
+	Broker     bool
+	BrokerPort int    // zero: 9092 for `run`, set by cmd; 0 here means any free port
+	DataDir    string // broker persistence; empty: memory only
+	SyncWrites bool
+	Processor  bool
+	Executor   bool
+	Gateway    bool
+
+	// Listen is the gateway's HTTP address (MCP endpoint at /mcp, plus
+	// /metrics, /healthz, /readyz).
+	Listen string
+	// OpsListen serves /metrics, /healthz, /readyz for processes without a
+	// gateway. Empty: 127.0.0.1:0.
+	OpsListen string
+	// InstanceID names this process in client ids, the executor id and
+	// the gateway id. Empty: hostname-pid.
+	InstanceID string
+
+	GatewayAllowedOrigins []string
+	GatewayAllowedHosts   []string
+	GatewayPublicHost     bool
+	MaxBodyBytes          int64
+	RequestTimeout        time.Duration
+
+	ExecutorConcurrency int
+	ToolTimeout         time.Duration
+
+	// Providers are the tool providers. Nil: the built-ins enabled below.
+	Providers []tools.Provider
+	// ConformanceTools enables the built-in provider with the official
+	// conformance suite's fixtures.
+	ConformanceTools bool
+
+	Logger *slog.Logger
+	// Registry receives metrics; nil: a new registry with Go/process
+	// collectors.
+	Registry *prometheus.Registry
+	// OnReady is called once, when every role of this process is ready.
+	OnReady func(r Ready)
+}
+
+// Ready describes a process whose roles are all ready.
+type Ready struct {
+	MCPURL  string   // empty without the gateway role
+	OpsURL  string   // base URL of /metrics, /healthz, /readyz
+	Brokers []string // the Kafka bootstrap servers in use
+}
+
+// Run runs the configured roles until ctx is done or one fails.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if !cfg.Broker && !cfg.Processor && !cfg.Executor && !cfg.Gateway {
+		return errors.New("platform: no role selected")
+	}
+	if cfg.InstanceID == "" {
+		h, _ := os.Hostname()
+		cfg.InstanceID = fmt.Sprintf("%s-%d-%s", h, os.Getpid(), streams.NewID()[:6])
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	schemaReg, err := schemas.Load()
+	if err != nil {
+		return err
+	}
+	checks := &health.Checks{}
+	g, ctx := errgroup.WithContext(ctx)
+
+	if cfg.Broker {
+		b, err := streams.NewBroker(streams.BrokerConfig{Port: cfg.BrokerPort, DataDir: cfg.DataDir, SyncWrites: cfg.SyncWrites, Logger: log})
+		if err != nil {
+			return err
+		}
+		cfg.Streams.Brokers = b.Addrs()
+		log.Info("embedded broker listening", "addrs", strings.Join(b.Addrs(), ","), "data_dir", cfg.DataDir)
+		g.Go(func() error { return b.Run(ctx) })
+		checks.Add("broker", func() bool { return true })
+	}
+	cfg.Streams = cfg.Streams.WithDefaults()
+	if err := cfg.Streams.Validate(); err != nil {
+		return err
+	}
+
+	// Topics must exist with the right partition counts before goka looks
+	// at them; every role checks, so any start order works.
+	if err := ensureTopics(ctx, cfg.Streams, log); err != nil {
+		return err
+	}
+
+	var toolReg *tools.Registry
+	if cfg.Processor || cfg.Executor {
+		providers := cfg.Providers
+		if providers == nil && cfg.ConformanceTools {
+			providers = append(providers, conformance.New())
+		}
+		toolReg, err = tools.NewRegistryContext(ctx, providers...)
+		if err != nil {
+			return fmt.Errorf("building tool registry: %w", err)
+		}
+	}
+
+	if cfg.Processor {
+		sp, err := sessions.New(schemaReg, toolReg, sessions.Config{Streams: cfg.Streams, ClientID: "sessions-" + cfg.InstanceID, Logger: log})
+		if err != nil {
+			return err
+		}
+		tp, err := toolcalls.New(schemaReg, toolcalls.Config{Streams: cfg.Streams, ClientID: "toolcalls-" + cfg.InstanceID, Logger: log})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return sp.Run(ctx) })
+		g.Go(func() error { return tp.Run(ctx) })
+		checks.Add("sessions-processor", sp.Ready)
+		checks.Add("toolcalls-processor", tp.Ready)
+	}
+	if cfg.Executor {
+		em := metrics.NewExecutor(reg, cfg.InstanceID)
+		ex, err := executor.New(schemaReg, toolReg, executor.Config{Streams: cfg.Streams, ID: cfg.InstanceID,
+			Concurrency: cfg.ExecutorConcurrency, ToolTimeout: cfg.ToolTimeout, Logger: log, Observe: em.Observe})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return ex.Run(ctx) })
+	}
+	if cfg.Processor || cfg.Broker {
+		lagClient, err := streams.NewClient(cfg.Streams, "lag-"+cfg.InstanceID, nil)
+		if err != nil {
+			return err
+		}
+		t := cfg.Streams.Topics
+		reg.MustRegister(metrics.NewLagCollector(kadm.NewClient(lagClient), log, t.SessionsGroup(), t.ToolCallsGroup(), t.ExecutorsGroup()))
+		g.Go(func() error { <-ctx.Done(); lagClient.Close(); return nil })
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	checks.Register(mux)
+	addr := cfg.OpsListen
+	var mcpPath string
+	if cfg.Gateway {
+		gw, err := gateway.New(schemaReg, gateway.Config{Streams: cfg.Streams, ID: "gw-" + cfg.InstanceID,
+			MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+			AllowedOrigins: cfg.GatewayAllowedOrigins, AllowedHosts: cfg.GatewayAllowedHosts, PublicHost: cfg.GatewayPublicHost,
+			Logger: log, Metrics: metrics.NewGateway(reg, "gw-"+cfg.InstanceID)})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return gw.Run(ctx) })
+		checks.Add("gateway", gw.Ready)
+		mux.Handle("/mcp", gw.Handler())
+		addr, mcpPath = cfg.Listen, "/mcp"
+	}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	g.Go(func() error {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	base := "http://" + ln.Addr().String()
+	g.Go(func() error {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				if ok, _ := checks.Ready(); ok {
+					mcpURL := ""
+					if mcpPath != "" {
+						mcpURL = base + mcpPath
+					}
+					log.Info("ready", "mcp_url", mcpURL, "ops_url", base)
+					if cfg.OnReady != nil {
+						cfg.OnReady(Ready{MCPURL: mcpURL, OpsURL: base, Brokers: cfg.Streams.Brokers})
+					}
+					return nil
+				}
+			}
+		}
+	})
+	return g.Wait()
+}
+
+func ensureTopics(ctx context.Context, sc streams.Config, log *slog.Logger) error {
+	cl, err := streams.NewClient(sc, "topic-admin", log)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if err := streams.Ping(ctx, cl); err != nil {
+		return err
+	}
+	adm := kadm.NewClient(cl)
+	if err := streams.EnsureTopics(ctx, adm, sc.Topics, sc.Partitions, sc.Replication); err != nil {
+		return fmt.Errorf("ensuring topics: %w", err)
+	}
+	return nil
+}
