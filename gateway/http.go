@@ -50,6 +50,7 @@ type message struct {
 }
 
 type reqMeta struct {
+	present            bool
 	ProtocolVersion    string          `json:"io.modelcontextprotocol/protocolVersion"`
 	ClientCapabilities json.RawMessage `json:"io.modelcontextprotocol/clientCapabilities"`
 	IdempotencyKey     string          `json:"io.mcpstream/idempotencyKey"`
@@ -179,11 +180,28 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 		}
 		if json.Unmarshal(msg.Params, &p) == nil && len(p.Meta) > 0 && p.Meta[0] == '{' {
 			_ = json.Unmarshal(p.Meta, &meta)
+			meta.present = true
 		}
 	}
 
 	key := ev.SessionID
+	hv := ev.ProtocolVersion
 	switch {
+	case hv != "" && hv >= processors.Version20260728 || hv == "" && ev.SessionID == "" && ev.Method != "initialize" && meta.present:
+		// The 2026 header decides, even on a request that also carries a
+		// (then ignored) session id.
+		if herr := checkStatelessHeaders(r, &msg, meta); herr != nil {
+			writeError(w, http.StatusBadRequest, id, herr)
+			return
+		}
+		ev.SessionID = ""
+		ev.ProtocolVersion = meta.ProtocolVersion
+		if meta.IdempotencyKey != "" {
+			ev.EventID = streams.KeyedEventID(ev.Principal, meta.IdempotencyKey)
+		} else {
+			ev.EventID = streams.RandomEventID()
+		}
+		key = ev.EventID
 	case ev.SessionID != "":
 		if ev.Method == "initialize" {
 			writeError(w, http.StatusBadRequest, id, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "initialize must not carry Mcp-Session-Id"))
@@ -206,18 +224,6 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 		ev.ProtocolVersion = ""
 		ev.EventID = streams.SessionEventID(ev.SessionID, id)
 		key = ev.SessionID
-	case isStateless(r, meta):
-		if herr := checkStatelessHeaders(r, &msg, meta); herr != nil {
-			writeError(w, http.StatusBadRequest, id, herr)
-			return
-		}
-		ev.ProtocolVersion = meta.ProtocolVersion
-		if meta.IdempotencyKey != "" {
-			ev.EventID = streams.KeyedEventID(ev.Principal, meta.IdempotencyKey)
-		} else {
-			ev.EventID = streams.RandomEventID()
-		}
-		key = ev.EventID
 	default:
 		writeError(w, http.StatusBadRequest, id, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "missing Mcp-Session-Id: initialize a session first, or send a 2026-07-28 request with _meta"))
 		return
@@ -279,6 +285,14 @@ func (g *Gateway) await(w http.ResponseWriter, r *http.Request, ev *schemas.Requ
 				return outcomeOf(status)
 			}
 			msg := jsonrpc.Compose(id, rep.Message)
+			status := rep.HTTPStatus
+			if ev.SessionID == "" && status == 200 {
+				// 2026-07-28 wants its protocol errors as HTTP 400, whichever
+				// component raised them (a tool may raise -32021).
+				if code, ok := jsonrpc.IsError(rep.Message); ok && code <= jsonrpc.CodeHeaderMismatch && code >= jsonrpc.CodeUnsupportedProtocolVersion {
+					status = http.StatusBadRequest
+				}
+			}
 			if sse != nil {
 				sse.send(msg)
 				return "ok"
@@ -286,16 +300,16 @@ func (g *Gateway) await(w http.ResponseWriter, r *http.Request, ev *schemas.Requ
 			if ev.Method == "initialize" && rep.HTTPStatus == 200 {
 				w.Header().Set(hSessionID, ev.SessionID)
 			}
-			if useSSE && rep.HTTPStatus == 200 {
+			if useSSE && status == 200 {
 				sse = g.startSSE(w, rep.SessionID)
 				sse.send(msg)
 				return outcomeOfBody(rep.Message)
 			}
 			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(rep.HTTPStatus)
+			w.WriteHeader(status)
 			w.Write(msg)
-			if rep.HTTPStatus != 200 {
-				return outcomeOf(rep.HTTPStatus)
+			if status != 200 {
+				return outcomeOf(status)
 			}
 			return outcomeOfBody(rep.Message)
 		}
@@ -403,19 +417,18 @@ func validSessionID(s string) bool {
 	return true
 }
 
-func isStateless(r *http.Request, meta reqMeta) bool {
-	return meta.ProtocolVersion != "" || slices.Contains(processors.StatelessVersions, r.Header.Get(hProtocolVersion))
-}
-
 // checkStatelessHeaders applies 2026-07-28's header rules: the mirrored
 // headers must be present and agree with the body.
 func checkStatelessHeaders(r *http.Request, m *message, meta reqMeta) *jsonrpc.Error {
 	hv := r.Header.Get(hProtocolVersion)
+	if hv == "" {
+		return jsonrpc.Errorf(jsonrpc.CodeHeaderMismatch, "Header mismatch: MCP-Protocol-Version header is required")
+	}
 	if meta.ProtocolVersion == "" {
 		return jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "params._meta[\"io.modelcontextprotocol/protocolVersion\"] is required")
 	}
-	if hv == "" {
-		return jsonrpc.Errorf(jsonrpc.CodeHeaderMismatch, "Header mismatch: MCP-Protocol-Version header is required")
+	if len(meta.ClientCapabilities) == 0 || meta.ClientCapabilities[0] != '{' {
+		return jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "params._meta[\"io.modelcontextprotocol/clientCapabilities\"] is required (an object)")
 	}
 	if hv != meta.ProtocolVersion {
 		return jsonrpc.Errorf(jsonrpc.CodeHeaderMismatch, "Header mismatch: MCP-Protocol-Version header %q does not match body %q", hv, meta.ProtocolVersion)

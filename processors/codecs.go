@@ -69,3 +69,19 @@ type ServerInfo struct {
 
 // DefaultServerInfo is used when a config leaves ServerInfo empty.
 var DefaultServerInfo = ServerInfo{Name: "mcpstream", Title: "mcpstream", Version: "0.1.0"}
+
+// LogLevels are the syslog levels of notifications/message, lowest first.
+var LogLevels = []string{"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
+
+// ValidLogLevel reports whether level is one of LogLevels.
+func ValidLogLevel(level string) bool { return LogRank(level) >= 0 }
+
+// LogRank is level's position in LogLevels, or -1.
+func LogRank(level string) int {
+	for i, l := range LogLevels {
+		if l == level {
+			return i
+		}
+	}
+	return -1
+}

@@ -77,6 +77,7 @@ type SessionState struct {
 	LastActivity       time.Time
 	LastOffset         int64
 	Requests           int64
+	LogLevel           string
 }
 
 // ToolCallStatus is where a tool call stands.
@@ -118,7 +119,11 @@ type ToolJob struct {
 	ProgressToken []byte
 	ReplyGateway  string
 	ReplyToken    string
-	AcceptedAt    time.Time
+	// ClientCapabilities is the raw ClientCapabilities object for the call.
+	ClientCapabilities []byte
+	// LogLevel is the lowest log level to send; empty sends none.
+	LogLevel   string
+	AcceptedAt time.Time
 }
 
 // ToolResult is an executor's report of a job (tool_result.avsc).
@@ -251,6 +256,7 @@ func (r *Registry) EncodeSession(s *SessionState) ([]byte, error) {
 		"last_activity":       s.LastActivity,
 		"last_offset":         s.LastOffset,
 		"requests":            s.Requests,
+		"log_level":           s.LogLevel,
 	})
 }
 
@@ -271,6 +277,7 @@ func (r *Registry) DecodeSession(b []byte) (*SessionState, error) {
 		LastActivity:       ts(m, "last_activity"),
 		LastOffset:         i64(m, "last_offset"),
 		Requests:           i64(m, "requests"),
+		LogLevel:           str(m, "log_level"),
 	}, nil
 }
 
@@ -331,15 +338,17 @@ func (r *Registry) DecodeToolCall(b []byte) (*ToolCallState, error) {
 // EncodeJob frames a ToolJob.
 func (r *Registry) EncodeJob(j *ToolJob) ([]byte, error) {
 	return r.encode("tool_job.avsc", map[string]any{
-		"event_id":       j.EventID,
-		"session_id":     j.SessionID,
-		"principal":      j.Principal,
-		"tool":           j.Tool,
-		"arguments":      nullable("bytes", j.Arguments),
-		"progress_token": nullable("bytes", j.ProgressToken),
-		"reply_gateway":  j.ReplyGateway,
-		"reply_token":    j.ReplyToken,
-		"accepted_at":    j.AcceptedAt,
+		"event_id":            j.EventID,
+		"session_id":          j.SessionID,
+		"principal":           j.Principal,
+		"tool":                j.Tool,
+		"arguments":           nullable("bytes", j.Arguments),
+		"progress_token":      nullable("bytes", j.ProgressToken),
+		"reply_gateway":       j.ReplyGateway,
+		"reply_token":         j.ReplyToken,
+		"client_capabilities": nullable("bytes", j.ClientCapabilities),
+		"log_level":           j.LogLevel,
+		"accepted_at":         j.AcceptedAt,
 	})
 }
 
@@ -350,15 +359,17 @@ func (r *Registry) DecodeJob(b []byte) (*ToolJob, error) {
 		return nil, err
 	}
 	return &ToolJob{
-		EventID:       str(m, "event_id"),
-		SessionID:     str(m, "session_id"),
-		Principal:     str(m, "principal"),
-		Tool:          str(m, "tool"),
-		Arguments:     unNullBytes(m["arguments"]),
-		ProgressToken: unNullBytes(m["progress_token"]),
-		ReplyGateway:  str(m, "reply_gateway"),
-		ReplyToken:    str(m, "reply_token"),
-		AcceptedAt:    ts(m, "accepted_at"),
+		EventID:            str(m, "event_id"),
+		SessionID:          str(m, "session_id"),
+		Principal:          str(m, "principal"),
+		Tool:               str(m, "tool"),
+		Arguments:          unNullBytes(m["arguments"]),
+		ProgressToken:      unNullBytes(m["progress_token"]),
+		ReplyGateway:       str(m, "reply_gateway"),
+		ReplyToken:         str(m, "reply_token"),
+		ClientCapabilities: unNullBytes(m["client_capabilities"]),
+		LogLevel:           str(m, "log_level"),
+		AcceptedAt:         ts(m, "accepted_at"),
 	}, nil
 }
 

@@ -64,7 +64,10 @@ type Result struct {
 	Content           []json.RawMessage `json:"content"`
 	StructuredContent json.RawMessage   `json:"structuredContent,omitempty"`
 	IsError           bool              `json:"isError,omitempty"`
-	Meta              json.RawMessage   `json:"_meta,omitempty"`
+	// ResultType is 2026-07-28's result discriminator; the executor sets
+	// "complete" when a provider leaves it empty.
+	ResultType string          `json:"resultType,omitempty"`
+	Meta       json.RawMessage `json:"_meta,omitempty"`
 }
 
 // ErrUnknownTool is returned by CallTool for a name the provider does not have.

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mcpstream/mcpstream/jsonrpc"
+	"github.com/mcpstream/mcpstream/processors"
 	"github.com/mcpstream/mcpstream/schemas"
 	"github.com/mcpstream/mcpstream/streams"
 	"github.com/mcpstream/mcpstream/tools"
@@ -154,6 +155,11 @@ func (e *Executor) runJob(ctx context.Context, job *schemas.ToolJob) {
 	start := time.Now()
 	n := &notifier{e: e, job: job}
 	tctx, cancel := context.WithTimeout(ctx, e.cfg.ToolTimeout)
+	if job.ClientCapabilities != nil {
+		tctx = tools.WithClientCapabilities(tctx, job.ClientCapabilities)
+	} else {
+		tctx = tools.WithClientCapabilities(tctx, json.RawMessage(`{}`))
+	}
 	res, err := e.tools.CallTool(tctx, tools.Call{Name: job.Tool, Arguments: job.Arguments,
 		ProgressToken: job.ProgressToken, SessionID: job.SessionID, EventID: job.EventID}, n)
 	timedOut := tctx.Err() == context.DeadlineExceeded
@@ -194,6 +200,11 @@ func responseBody(res *tools.Result, err error, timedOut bool, timeout time.Dura
 		if res.Content == nil {
 			res.Content = []json.RawMessage{}
 		}
+		// 2026-07-28 requires resultType on every result; earlier revisions
+		// allow extra fields, so one stored result serves both.
+		if res.ResultType == "" {
+			res.ResultType = "complete"
+		}
 		body, mErr := jsonrpc.ResultBody(res)
 		if mErr != nil {
 			return jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInternalError, "encoding tool result: %v", mErr)), "error"
@@ -221,8 +232,9 @@ func responseBody(res *tools.Result, err error, timedOut bool, timeout time.Dura
 
 func toolError(msg string) []byte {
 	body, _ := jsonrpc.ResultBody(map[string]any{
-		"content": []map[string]string{{"type": "text", "text": msg}},
-		"isError": true,
+		"content":    []map[string]string{{"type": "text", "text": msg}},
+		"isError":    true,
+		"resultType": "complete",
 	})
 	return body
 }
@@ -249,6 +261,12 @@ func (n *notifier) Progress(ctx context.Context, progress, total float64, messag
 }
 
 func (n *notifier) Log(ctx context.Context, level, logger string, data any) error {
+	// Clients opt in to logs (logging/setLevel, or _meta logLevel in
+	// 2026-07-28); without that, or below their level, nothing is sent.
+	min := processors.LogRank(n.job.LogLevel)
+	if min < 0 || processors.LogRank(level) < min {
+		return nil
+	}
 	params := map[string]any{"level": level, "data": data}
 	if logger != "" {
 		params["logger"] = logger
@@ -271,7 +289,9 @@ func (n *notifier) send(ctx context.Context, method string, params any) error {
 		return fmt.Errorf("encoding %s reply: %w", method, err)
 	}
 	n.wg.Add(1)
-	n.e.cl.Produce(ctx, &kgo.Record{Topic: n.e.cfg.Streams.Topics.Replies(), Key: []byte(n.job.ReplyGateway), Value: val},
+	// The tool's context ends when the tool returns, which may be before
+	// Kafka has the record; a notification once sent must not be dropped.
+	n.e.cl.Produce(context.WithoutCancel(ctx), &kgo.Record{Topic: n.e.cfg.Streams.Topics.Replies(), Key: []byte(n.job.ReplyGateway), Value: val},
 		func(_ *kgo.Record, err error) {
 			if err != nil {
 				n.e.log.Warn("sending notification", "event", n.job.EventID, "method", method, "err", err)

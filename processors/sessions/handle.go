@@ -134,12 +134,28 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 			return fail(500, jsonrpc.Errorf(jsonrpc.CodeInternalError, "%v", err))
 		}
 		out.Reply = reply(200, body)
+	case "logging/setLevel":
+		var p struct {
+			Level string `json:"level"`
+		}
+		if err := json.Unmarshal(orEmpty(ev.Params), &p); err != nil || !processors.ValidLogLevel(p.Level) {
+			out.Reply = reply(200, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "invalid log level %q", p.Level)))
+			return out
+		}
+		if next != nil {
+			next.LogLevel = p.Level
+		}
+		out.Reply = reply(200, []byte(`{"result":{}}`))
 	case "tools/call":
 		job, e := toolJob(env, ev, now)
 		if e != nil {
 			out.Reply = reply(200, jsonrpc.ErrorBody(e))
 			return out
 		}
+		// The session's view applies to every call of it: capabilities from
+		// initialize, the level from logging/setLevel.
+		job.ClientCapabilities = st.ClientCapabilities
+		job.LogLevel = st.LogLevel
 		out.Forward = job
 	default:
 		out.Reply = reply(200, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "method not found: %s", ev.Method)))
@@ -169,11 +185,24 @@ func handleStateless(env Env, ev *schemas.RequestEvent, now time.Time) Outcome {
 	case "tools/list":
 		// The list is the same for every caller and changes only when the
 		// configuration does.
-		return result(map[string]any{"resultType": "complete", "tools": env.Tools, "ttlMs": 60000, "cacheScope": "public"})
+		return result(map[string]any{"resultType": "complete", "tools": env.Tools, "ttlMs": 60000, "cacheScope": "public",
+			"_meta": map[string]any{"io.modelcontextprotocol/serverInfo": env.Server}})
 	case "tools/call":
 		job, e := toolJob(env, ev, now)
 		if e != nil {
 			return reply(200, jsonrpc.ErrorBody(e))
+		}
+		// 2026-07-28 declares capabilities and the log level per request.
+		var p struct {
+			Meta struct {
+				Caps     json.RawMessage `json:"io.modelcontextprotocol/clientCapabilities"`
+				LogLevel string          `json:"io.modelcontextprotocol/logLevel"`
+			} `json:"_meta"`
+		}
+		_ = json.Unmarshal(orEmpty(ev.Params), &p)
+		job.ClientCapabilities = nonNull(p.Meta.Caps)
+		if processors.ValidLogLevel(p.Meta.LogLevel) {
+			job.LogLevel = p.Meta.LogLevel
 		}
 		return Outcome{Forward: job}
 	}
@@ -211,8 +240,11 @@ func toolJob(env Env, ev *schemas.RequestEvent, now time.Time) (*schemas.ToolJob
 		AcceptedAt: now}, nil
 }
 
+// capabilities are what the platform serves today. listChanged is not
+// advertised until list-change notifications travel through the log: a
+// client told to expect them would wait forever.
 func capabilities() map[string]any {
-	return map[string]any{"tools": map[string]any{"listChanged": true}, "logging": map[string]any{}}
+	return map[string]any{"tools": map[string]any{}, "logging": map[string]any{}}
 }
 
 func initializeResult(env Env, version string) map[string]any {
