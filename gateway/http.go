@@ -59,7 +59,11 @@ type reqMeta struct {
 func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	method, outcome := "invalid", "rejected"
-	defer func() { g.cfg.Metrics.Request(method, outcome, time.Since(start)) }()
+	defer func() {
+		d := time.Since(start)
+		g.cfg.Metrics.Request(method, outcome, d)
+		g.log.Debug("request", "http_method", r.Method, "method", method, "outcome", outcome, "duration", d)
+	}()
 
 	if err := g.checkOrigin(r); err != nil {
 		writeError(w, http.StatusForbidden, nil, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "%v", err))
@@ -299,11 +303,6 @@ func (g *Gateway) await(w http.ResponseWriter, r *http.Request, ev *schemas.Requ
 			}
 			if ev.Method == "initialize" && rep.HTTPStatus == 200 {
 				w.Header().Set(hSessionID, ev.SessionID)
-			}
-			if useSSE && status == 200 {
-				sse = g.startSSE(w, rep.SessionID)
-				sse.send(msg)
-				return outcomeOfBody(rep.Message)
 			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(status)

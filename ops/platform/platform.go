@@ -210,7 +210,13 @@ func Run(ctx context.Context, cfg Config) error {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			// Requests still waiting for replies after the grace period are
+			// cut; their clients retry with the same id elsewhere.
+			log.Warn("closing HTTP connections still busy after 5s", "err", err)
+			srv.Close()
+		}
+		return nil
 	})
 	base := "http://" + ln.Addr().String()
 	g.Go(func() error {

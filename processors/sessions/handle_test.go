@@ -1,0 +1,523 @@
+package sessions_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mcpstream/mcpstream/jsonrpc"
+	"github.com/mcpstream/mcpstream/processors"
+	"github.com/mcpstream/mcpstream/processors/sessions"
+	"github.com/mcpstream/mcpstream/schemas"
+	"github.com/mcpstream/mcpstream/tools"
+)
+
+var (
+	now     = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	earlier = now.Add(-time.Minute)
+)
+
+const (
+	sid       = "sess-1"
+	alice     = "bearer:alice"
+	gw        = "gw-1"
+	token     = "tok-1"
+	eventID   = "ev-1"
+	lastApply = int64(5) // LastOffset of the fixture states
+	nextOff   = int64(9) // an offset never applied before
+)
+
+func testEnv() sessions.Env {
+	list := []tools.Tool{
+		{Name: "echo", Description: "echoes", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		{Name: "slow", InputSchema: json.RawMessage(`{"type":"object","properties":{}}`)},
+	}
+	return sessions.Env{
+		Tools:  list,
+		Server: processors.ServerInfo{Name: "mcpstream-test", Version: "9.9.9", Title: "Test"},
+		Known: func(name string) bool {
+			return slices.ContainsFunc(list, func(t tools.Tool) bool { return t.Name == name })
+		},
+	}
+}
+
+// ev builds a request event on the fixture session; opts adjust it.
+func ev(kind schemas.RequestKind, method, params string, opts ...func(*schemas.RequestEvent)) *schemas.RequestEvent {
+	e := &schemas.RequestEvent{EventID: eventID, Kind: kind, SessionID: sid, Principal: alice, Method: method,
+		ReplyGateway: gw, ReplyToken: token, ReceivedAt: now}
+	if kind == schemas.KindRequest {
+		e.RPCID = []byte(`7`)
+	}
+	if params != "" {
+		e.Params = []byte(params)
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+func req(method, params string, opts ...func(*schemas.RequestEvent)) *schemas.RequestEvent {
+	return ev(schemas.KindRequest, method, params, opts...)
+}
+
+func notif(method string, opts ...func(*schemas.RequestEvent)) *schemas.RequestEvent {
+	return ev(schemas.KindNotification, method, "", opts...)
+}
+
+func stateless(e *schemas.RequestEvent) {
+	e.SessionID = ""
+	e.ProtocolVersion = processors.Version20260728
+}
+func principal(p string) func(*schemas.RequestEvent) {
+	return func(e *schemas.RequestEvent) { e.Principal = p }
+}
+func header(v string) func(*schemas.RequestEvent) {
+	return func(e *schemas.RequestEvent) { e.ProtocolVersion = v }
+}
+
+func session(state schemas.SessionLifecycle) *schemas.SessionState {
+	return &schemas.SessionState{SessionID: sid, State: state, ProtocolVersion: processors.Version20251125,
+		ClientInfo: []byte(`{"name":"c"}`), Principal: alice, CreatedAt: earlier, LastActivity: earlier,
+		LastOffset: lastApply, Requests: 3}
+}
+
+// body is a decoded id-less reply body.
+type body struct {
+	Result map[string]any `json:"result"`
+	Error  *struct {
+		Code    int             `json:"code"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data"`
+	} `json:"error"`
+}
+
+func decodeBody(t *testing.T, msg []byte) body {
+	t.Helper()
+	var b body
+	if err := json.Unmarshal(msg, &b); err != nil {
+		t.Fatalf("reply message %q is not JSON: %v", msg, err)
+	}
+	if (b.Result == nil) == (b.Error == nil) {
+		t.Fatalf("reply message %s must hold exactly one of result and error", msg)
+	}
+	return b
+}
+
+// path walks nested JSON objects.
+func path(t *testing.T, v any, keys ...string) any {
+	t.Helper()
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			t.Fatalf("at %q: %T is not an object", k, v)
+		}
+		if v, ok = m[k]; !ok {
+			t.Fatalf("missing key %q in %v", k, m)
+		}
+	}
+	return v
+}
+
+type want struct {
+	// reply
+	noReply   bool
+	status    int
+	kind      schemas.ReplyKind // default RESPONSE
+	errCode   int               // 0: a result (or no message for ACCEPTED)
+	result    func(t *testing.T, r map[string]any)
+	errData   func(t *testing.T, data json.RawMessage)
+	replySess string // SessionID the reply carries (default: the event's)
+	// state
+	state func(t *testing.T, st *schemas.SessionState) // nil: Outcome.State must be nil
+	// forward
+	forward func(t *testing.T, job *schemas.ToolJob) // nil: Outcome.Forward must be nil
+}
+
+func wantState(state schemas.SessionLifecycle, requests int64) func(*testing.T, *schemas.SessionState) {
+	return func(t *testing.T, st *schemas.SessionState) {
+		t.Helper()
+		if st.State != state {
+			t.Errorf("state = %s, want %s", st.State, state)
+		}
+		if st.LastOffset != nextOff || !st.LastActivity.Equal(now) {
+			t.Errorf("LastOffset/LastActivity = %d/%v, want %d/%v", st.LastOffset, st.LastActivity, nextOff, now)
+		}
+		if st.Requests != requests {
+			t.Errorf("Requests = %d, want %d", st.Requests, requests)
+		}
+		if st.SessionID != sid || st.Principal != alice || st.ProtocolVersion != processors.Version20251125 || !st.CreatedAt.Equal(earlier) {
+			t.Errorf("identity fields changed: %+v", st)
+		}
+	}
+}
+
+func wantInitialized(version string) func(*testing.T, *schemas.SessionState) {
+	return func(t *testing.T, st *schemas.SessionState) {
+		t.Helper()
+		w := &schemas.SessionState{SessionID: sid, State: schemas.SessionInitializing, ProtocolVersion: version,
+			ClientInfo: []byte(`{"name":"client","version":"1"}`), ClientCapabilities: []byte(`{"roots":{}}`),
+			Principal: alice, CreatedAt: now, LastActivity: now, LastOffset: nextOff, Requests: 1}
+		if !reflect.DeepEqual(st, w) {
+			t.Errorf("state = %+v\nwant    %+v", st, w)
+		}
+	}
+}
+
+func wantInitResult(version string) func(*testing.T, map[string]any) {
+	return func(t *testing.T, r map[string]any) {
+		t.Helper()
+		if got := r["protocolVersion"]; got != version {
+			t.Errorf("protocolVersion = %v, want %s", got, version)
+		}
+		if got := path(t, r, "serverInfo", "name"); got != "mcpstream-test" {
+			t.Errorf("serverInfo.name = %v", got)
+		}
+		if got := path(t, r, "serverInfo", "version"); got != "9.9.9" {
+			t.Errorf("serverInfo.version = %v", got)
+		}
+		path(t, r, "capabilities", "tools")
+		if _, ok := r["instructions"]; ok {
+			t.Errorf("instructions present although the server has none")
+		}
+	}
+}
+
+func wantTools(t *testing.T, r map[string]any) {
+	t.Helper()
+	list, ok := r["tools"].([]any)
+	if !ok || len(list) != 2 {
+		t.Fatalf("tools = %v, want the 2 tools of the env", r["tools"])
+	}
+	if n := path(t, list[0], "name"); n != "echo" {
+		t.Errorf("tools[0].name = %v", n)
+	}
+	path(t, list[1], "inputSchema")
+}
+
+func forwardOf(tool, args, progress string, sessionID string) func(*testing.T, *schemas.ToolJob) {
+	return func(t *testing.T, job *schemas.ToolJob) {
+		t.Helper()
+		w := &schemas.ToolJob{EventID: eventID, SessionID: sessionID, Principal: alice, Tool: tool,
+			ReplyGateway: gw, ReplyToken: token, AcceptedAt: now}
+		if args != "" {
+			w.Arguments = []byte(args)
+		}
+		if progress != "" {
+			w.ProgressToken = []byte(progress)
+		}
+		if !reflect.DeepEqual(job, w) {
+			t.Errorf("forward = %+v\nwant      %+v", job, w)
+		}
+	}
+}
+
+func TestHandle(t *testing.T) {
+	initReq := func(version string) *schemas.RequestEvent {
+		b, _ := json.Marshal(map[string]any{"protocolVersion": version, "capabilities": map[string]any{"roots": map[string]any{}},
+			"clientInfo": map[string]any{"name": "client", "version": "1"}})
+		return req("initialize", string(b))
+	}
+
+	cases := []struct {
+		name   string
+		st     *schemas.SessionState
+		ev     *schemas.RequestEvent
+		offset int64
+		want   want
+	}{
+		// initialize
+		{name: "initialize keeps a known version", ev: initReq("2025-06-18"), offset: nextOff,
+			want: want{status: 200, result: wantInitResult("2025-06-18"), state: wantInitialized("2025-06-18")}},
+		{name: "initialize keeps the newest version", ev: initReq(processors.Version20251125), offset: nextOff,
+			want: want{status: 200, result: wantInitResult(processors.Version20251125), state: wantInitialized(processors.Version20251125)}},
+		{name: "initialize with unknown version offers the newest stateful one", ev: initReq("2024-01-01"), offset: nextOff,
+			want: want{status: 200, result: wantInitResult(processors.StatefulVersions[0]), state: wantInitialized(processors.StatefulVersions[0])}},
+		{name: "initialize with the stateless revision offers the newest stateful one", ev: initReq(processors.Version20260728), offset: nextOff,
+			want: want{status: 200, result: wantInitResult(processors.Version20251125), state: wantInitialized(processors.Version20251125)}},
+		{name: "initialize without protocolVersion", ev: req("initialize", `{"capabilities":{}}`), offset: nextOff,
+			want: want{status: 400, errCode: jsonrpc.CodeInvalidParams}},
+		{name: "initialize without params", ev: req("initialize", ""), offset: nextOff,
+			want: want{status: 400, errCode: jsonrpc.CodeInvalidParams}},
+		{name: "second initialize on an existing session", st: session(schemas.SessionActive), ev: initReq(processors.Version20251125), offset: nextOff,
+			want: want{status: 400, errCode: jsonrpc.CodeInvalidRequest}},
+		{name: "replayed initialize answers again from the state", st: session(schemas.SessionActive), ev: initReq("2025-06-18"), offset: lastApply,
+			want: want{status: 200, result: wantInitResult(processors.Version20251125)}},
+
+		// lifecycle notifications
+		{name: "notifications/initialized activates", st: session(schemas.SessionInitializing), ev: notif("notifications/initialized"), offset: nextOff,
+			want: want{status: 202, kind: schemas.ReplyAccepted, state: wantState(schemas.SessionActive, 4)}},
+		{name: "other notification keeps the state", st: session(schemas.SessionInitializing), ev: notif("notifications/cancelled"), offset: nextOff,
+			want: want{status: 202, kind: schemas.ReplyAccepted, state: wantState(schemas.SessionInitializing, 4)}},
+		{name: "client response is accepted", st: session(schemas.SessionActive), ev: ev(schemas.KindResponse, "", `{}`), offset: nextOff,
+			want: want{status: 202, kind: schemas.ReplyAccepted, state: wantState(schemas.SessionActive, 4)}},
+		{name: "SESSION_DELETE closes", st: session(schemas.SessionActive), ev: ev(schemas.KindSessionDelete, "", ""), offset: nextOff,
+			want: want{status: 200, kind: schemas.ReplyAccepted, state: wantState(schemas.SessionClosed, 4)}},
+
+		// requests
+		{name: "ping", st: session(schemas.SessionActive), ev: req("ping", ""), offset: nextOff,
+			want: want{status: 200, result: func(t *testing.T, r map[string]any) {
+				if len(r) != 0 {
+					t.Errorf("ping result = %v, want {}", r)
+				}
+			}, state: wantState(schemas.SessionActive, 4)}},
+		{name: "ping with matching MCP-Protocol-Version", st: session(schemas.SessionActive), ev: req("ping", "", header(processors.Version20251125)), offset: nextOff,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {}, state: wantState(schemas.SessionActive, 4)}},
+		{name: "tools/list", st: session(schemas.SessionActive), ev: req("tools/list", `{}`), offset: nextOff,
+			want: want{status: 200, result: wantTools, state: wantState(schemas.SessionActive, 4)}},
+		{name: "tools/call forwards a job with arguments and progress token", st: session(schemas.SessionActive),
+			ev:     req("tools/call", `{"name":"echo","arguments":{"x":1},"_meta":{"progressToken":"p-1"}}`),
+			offset: nextOff,
+			want:   want{noReply: true, state: wantState(schemas.SessionActive, 4), forward: forwardOf("echo", `{"x":1}`, `"p-1"`, sid)}},
+		{name: "tools/call with numeric progress token", st: session(schemas.SessionActive),
+			ev:     req("tools/call", `{"name":"echo","arguments":{},"_meta":{"progressToken":42}}`),
+			offset: nextOff,
+			want:   want{noReply: true, state: wantState(schemas.SessionActive, 4), forward: forwardOf("echo", `{}`, `42`, sid)}},
+		{name: "tools/call without arguments or token", st: session(schemas.SessionActive),
+			ev:     req("tools/call", `{"name":"slow"}`),
+			offset: nextOff,
+			want:   want{noReply: true, state: wantState(schemas.SessionActive, 4), forward: forwardOf("slow", "", "", sid)}},
+		{name: "tools/call with null arguments and null token", st: session(schemas.SessionActive),
+			ev:     req("tools/call", `{"name":"slow","arguments":null,"_meta":{"progressToken":null}}`),
+			offset: nextOff,
+			want:   want{noReply: true, state: wantState(schemas.SessionActive, 4), forward: forwardOf("slow", "", "", sid)}},
+		{name: "tools/call missing name", st: session(schemas.SessionActive), ev: req("tools/call", `{"arguments":{}}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+		{name: "tools/call empty name", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":""}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+		{name: "tools/call without params", st: session(schemas.SessionActive), ev: req("tools/call", ""), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+		{name: "tools/call array arguments", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":"echo","arguments":[1]}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+		{name: "tools/call string arguments", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":"echo","arguments":"x"}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+		{name: "tools/call name not a string", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":5}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+		{name: "tools/call unknown tool", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":"nope","arguments":{}}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+		{name: "unknown method", st: session(schemas.SessionActive), ev: req("resources/list", `{}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeMethodNotFound, state: wantState(schemas.SessionActive, 4)}},
+		{name: "request before notifications/initialized is served", st: session(schemas.SessionInitializing), ev: req("ping", ""), offset: nextOff,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {}, state: wantState(schemas.SessionInitializing, 4)}},
+
+		// session not usable
+		{name: "missing session", ev: req("ping", ""), offset: nextOff,
+			want: want{status: 404, errCode: jsonrpc.CodeSessionNotFound}},
+		{name: "closed session", st: session(schemas.SessionClosed), ev: req("ping", ""), offset: nextOff,
+			want: want{status: 404, errCode: jsonrpc.CodeSessionNotFound}},
+		{name: "session of another principal", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":"echo"}`, principal("bearer:mallory")), offset: nextOff,
+			want: want{status: 404, errCode: jsonrpc.CodeSessionNotFound}},
+		{name: "notification on missing session", ev: notif("notifications/initialized"), offset: nextOff,
+			want: want{status: 404, kind: schemas.ReplyAccepted}},
+		{name: "delete of closed session", st: session(schemas.SessionClosed), ev: ev(schemas.KindSessionDelete, "", ""), offset: nextOff,
+			want: want{status: 404, kind: schemas.ReplyAccepted}},
+		{name: "MCP-Protocol-Version mismatch", st: session(schemas.SessionActive), ev: req("ping", "", header("2025-06-18")), offset: nextOff,
+			want: want{status: 400, errCode: jsonrpc.CodeInvalidRequest}},
+
+		// replay: offset at or below LastOffset changes nothing but is answered
+		{name: "replayed ping", st: session(schemas.SessionActive), ev: req("ping", ""), offset: lastApply,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {}}},
+		{name: "replayed notifications/initialized", st: session(schemas.SessionInitializing), ev: notif("notifications/initialized"), offset: lastApply - 1,
+			want: want{status: 202, kind: schemas.ReplyAccepted}},
+		{name: "replayed delete", st: session(schemas.SessionActive), ev: ev(schemas.KindSessionDelete, "", ""), offset: lastApply,
+			want: want{status: 200, kind: schemas.ReplyAccepted}},
+		{name: "replayed tools/call forwards again", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":"echo","arguments":{"a":"b"}}`), offset: 0,
+			want: want{noReply: true, forward: forwardOf("echo", `{"a":"b"}`, "", sid)}},
+
+		// stateless (2026-07-28): no session, no state
+		{name: "stateless server/discover", ev: req("server/discover", `{}`, stateless), offset: nextOff,
+			want: want{status: 200, replySess: "", result: func(t *testing.T, r map[string]any) {
+				if r["resultType"] != "complete" {
+					t.Errorf("resultType = %v", r["resultType"])
+				}
+				vs, _ := r["supportedVersions"].([]any)
+				for _, v := range append([]string{processors.Version20260728}, processors.StatefulVersions...) {
+					if !slices.Contains(vs, any(v)) {
+						t.Errorf("supportedVersions %v lacks %s", vs, v)
+					}
+				}
+				path(t, r, "capabilities", "tools")
+				if n := path(t, r, "_meta", "io.modelcontextprotocol/serverInfo", "name"); n != "mcpstream-test" {
+					t.Errorf("_meta serverInfo name = %v", n)
+				}
+				if r["ttlMs"] != float64(60000) || r["cacheScope"] != "public" {
+					t.Errorf("ttlMs/cacheScope = %v/%v", r["ttlMs"], r["cacheScope"])
+				}
+			}}},
+		{name: "stateless tools/list", ev: req("tools/list", `{}`, stateless), offset: nextOff,
+			want: want{status: 200, replySess: "", result: func(t *testing.T, r map[string]any) {
+				wantTools(t, r)
+				if r["resultType"] != "complete" || r["ttlMs"] != float64(60000) || r["cacheScope"] != "public" {
+					t.Errorf("resultType/ttlMs/cacheScope = %v/%v/%v", r["resultType"], r["ttlMs"], r["cacheScope"])
+				}
+			}}},
+		{name: "stateless ping is gone", ev: req("ping", "", stateless), offset: nextOff,
+			want: want{status: 404, replySess: "", errCode: jsonrpc.CodeMethodNotFound}},
+		{name: "stateless initialize is gone", ev: req("initialize", `{"protocolVersion":"2025-11-25"}`, stateless), offset: nextOff,
+			want: want{status: 404, replySess: "", errCode: jsonrpc.CodeMethodNotFound}},
+		{name: "stateless tools/call forwards without session", ev: req("tools/call", `{"name":"echo","arguments":{"x":2},"_meta":{"progressToken":1}}`, stateless), offset: nextOff,
+			want: want{noReply: true, forward: forwardOf("echo", `{"x":2}`, `1`, "")}},
+		{name: "stateless tools/call unknown tool", ev: req("tools/call", `{"name":"nope"}`, stateless), offset: nextOff,
+			want: want{status: 200, replySess: "", errCode: jsonrpc.CodeInvalidParams}},
+		{name: "stateless notification is accepted", ev: notif("notifications/cancelled", stateless), offset: nextOff,
+			want: want{status: 202, replySess: "", kind: schemas.ReplyAccepted}},
+		{name: "stateless ignores any table value", st: session(schemas.SessionClosed), ev: req("tools/list", `{}`, stateless), offset: 0,
+			want: want{status: 200, replySess: "", result: wantTools}},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var before schemas.SessionState
+			if tc.st != nil {
+				before = *tc.st
+			}
+			if tc.ev.SessionID != "" && tc.want.replySess == "" {
+				tc.want.replySess = tc.ev.SessionID
+			}
+			out := sessions.Handle(testEnv(), tc.st, tc.ev, tc.offset, now)
+
+			if tc.st != nil && !reflect.DeepEqual(*tc.st, before) {
+				t.Errorf("Handle modified the input state:\n got %+v\nwant %+v", *tc.st, before)
+			}
+			checkReply(t, out.Reply, tc.ev, tc.want)
+			switch {
+			case tc.want.state == nil && out.State != nil:
+				t.Errorf("state = %+v, want unchanged (nil)", out.State)
+			case tc.want.state != nil && out.State == nil:
+				t.Errorf("state = nil, want a new state")
+			case tc.want.state != nil:
+				if out.State == tc.st {
+					t.Errorf("new state aliases the input state")
+				}
+				tc.want.state(t, out.State)
+			}
+			switch {
+			case tc.want.forward == nil && out.Forward != nil:
+				t.Errorf("forward = %+v, want none", out.Forward)
+			case tc.want.forward != nil && out.Forward == nil:
+				t.Errorf("forward = nil, want a job")
+			case tc.want.forward != nil:
+				tc.want.forward(t, out.Forward)
+			}
+		})
+	}
+}
+
+func checkReply(t *testing.T, r *schemas.ReplyEvent, e *schemas.RequestEvent, w want) {
+	t.Helper()
+	if w.noReply {
+		if r != nil {
+			t.Errorf("reply = %+v (message %s), want none", r, r.Message)
+		}
+		return
+	}
+	if r == nil {
+		t.Fatalf("reply = nil, want one")
+	}
+	kind := w.kind
+	if kind == "" {
+		kind = schemas.ReplyResponse
+	}
+	if r.Kind != kind || r.HTTPStatus != w.status {
+		t.Errorf("reply kind/status = %s/%d, want %s/%d (message %s)", r.Kind, r.HTTPStatus, kind, w.status, r.Message)
+	}
+	if r.Gateway != e.ReplyGateway || r.ReplyToken != e.ReplyToken || r.EventID != e.EventID || !r.ProducedAt.Equal(now) {
+		t.Errorf("reply addressing = %q/%q/%q/%v, want %q/%q/%q/%v", r.Gateway, r.ReplyToken, r.EventID, r.ProducedAt,
+			e.ReplyGateway, e.ReplyToken, e.EventID, now)
+	}
+	if r.SessionID != w.replySess {
+		t.Errorf("reply session = %q, want %q", r.SessionID, w.replySess)
+	}
+	if kind == schemas.ReplyAccepted {
+		if r.Message != nil {
+			t.Errorf("accepted reply carries a message: %s", r.Message)
+		}
+		return
+	}
+	b := decodeBody(t, r.Message)
+	if bytes.Contains(r.Message, []byte(`"jsonrpc"`)) || bytes.Contains(r.Message, []byte(`"id"`)) {
+		t.Errorf("reply message %s must be id-less (the gateway composes the envelope)", r.Message)
+	}
+	if w.errCode != 0 {
+		if b.Error == nil {
+			t.Fatalf("reply = %s, want error %d", r.Message, w.errCode)
+		}
+		if b.Error.Code != w.errCode || b.Error.Message == "" {
+			t.Errorf("error = %d %q, want %d", b.Error.Code, b.Error.Message, w.errCode)
+		}
+		if w.errData != nil {
+			w.errData(t, b.Error.Data)
+		}
+		return
+	}
+	if b.Result == nil {
+		t.Fatalf("reply = %s, want a result", r.Message)
+	}
+	if w.result != nil {
+		w.result(t, b.Result)
+	}
+}
+
+func TestHandleInstructions(t *testing.T) {
+	env := testEnv()
+	env.Server.Instructions = "be nice"
+	for _, tc := range []struct {
+		name string
+		ev   *schemas.RequestEvent
+	}{
+		{"initialize", req("initialize", `{"protocolVersion":"2025-11-25"}`)},
+		{"server/discover", req("server/discover", `{}`, stateless)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := sessions.Handle(env, nil, tc.ev, 0, now)
+			if out.Reply == nil {
+				t.Fatal("no reply")
+			}
+			b := decodeBody(t, out.Reply.Message)
+			if b.Result["instructions"] != "be nice" {
+				t.Errorf("instructions = %v, want %q", b.Result["instructions"], "be nice")
+			}
+		})
+	}
+}
+
+// TestHandleLifecycle drives one session through its whole life the way the
+// processor does: each outcome's state feeds the next event.
+func TestHandleLifecycle(t *testing.T) {
+	env := testEnv()
+	var st *schemas.SessionState
+	steps := []struct {
+		name   string
+		ev     *schemas.RequestEvent
+		status int
+		state  schemas.SessionLifecycle // "" : unchanged
+	}{
+		{"initialize", req("initialize", `{"protocolVersion":"2025-11-25"}`), 200, schemas.SessionInitializing},
+		{"initialized", notif("notifications/initialized"), 202, schemas.SessionActive},
+		{"ping", req("ping", ""), 200, schemas.SessionActive},
+		{"delete", ev(schemas.KindSessionDelete, "", ""), 200, schemas.SessionClosed},
+		{"ping after delete", req("ping", ""), 404, ""},
+		{"initialize again", req("initialize", `{"protocolVersion":"2025-11-25"}`), 400, ""},
+	}
+	for i, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			out := sessions.Handle(env, st, s.ev, int64(i), now)
+			if out.Reply == nil || out.Reply.HTTPStatus != s.status {
+				t.Fatalf("reply = %+v, want status %d", out.Reply, s.status)
+			}
+			if s.state == "" {
+				if out.State != nil {
+					t.Fatalf("state changed to %+v", out.State)
+				}
+				return
+			}
+			if out.State == nil || out.State.State != s.state || out.State.LastOffset != int64(i) || out.State.Requests != int64(i+1) {
+				t.Fatalf("state = %+v, want %s at offset %d with %d requests", out.State, s.state, i, i+1)
+			}
+			st = out.State
+		})
+	}
+}

@@ -1,0 +1,270 @@
+package sessions_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+	"github.com/mcpstream/mcpstream/jsonrpc"
+	"github.com/mcpstream/mcpstream/processors"
+	"github.com/mcpstream/mcpstream/processors/sessions"
+	"github.com/mcpstream/mcpstream/schemas"
+	"github.com/mcpstream/mcpstream/streams"
+	"github.com/mcpstream/mcpstream/tools"
+	"github.com/mcpstream/mcpstream/tools/conformance"
+)
+
+// signalAfter wraps a processor option so that ch is closed once goka has
+// applied it. With goka.WithTester that is the moment the processor is
+// registered with the tester; Consume before it would not wait for the
+// processor at all. O is goka's unexported options type, inferred.
+func signalAfter[O any](opt func(O, *goka.GroupGraph), ch chan struct{}) func(O, *goka.GroupGraph) {
+	return func(o O, gg *goka.GroupGraph) {
+		opt(o, gg)
+		close(ch)
+	}
+}
+
+// startSessions runs a sessions processor against tt until the test ends.
+func startSessions(t *testing.T, tt *tester.Tester) streams.Topics {
+	t.Helper()
+	tr, err := tools.NewRegistry(conformance.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := make(chan struct{})
+	p, err := sessions.New(schemas.MustLoad(), tr, sessions.Config{
+		ClientID: "sessions-test",
+		Options:  []goka.ProcessorOption{signalAfter(goka.WithTester(tt), registered)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-registered:
+	case err := <-done:
+		t.Fatalf("Run returned before the processor was set up: %v", err)
+	}
+	return streams.Topics{}
+}
+
+// nextReply returns the next message on the replies topic.
+func nextReply(t *testing.T, q *tester.QueueTracker) (string, *schemas.ReplyEvent) {
+	t.Helper()
+	key, v, ok := q.Next()
+	if !ok {
+		t.Fatalf("no reply emitted")
+	}
+	r, ok := v.(*schemas.ReplyEvent)
+	if !ok {
+		t.Fatalf("reply topic holds %T", v)
+	}
+	return key, r
+}
+
+func noMore(t *testing.T, what string, q *tester.QueueTracker) {
+	t.Helper()
+	if key, v, ok := q.Next(); ok {
+		t.Errorf("unexpected %s message key %q: %+v", what, key, v)
+	}
+}
+
+func TestProcessorGraph(t *testing.T) {
+	tt := tester.New(t)
+	topics := startSessions(t, tt)
+	table := goka.GroupTable(goka.Group(topics.SessionsGroup()))
+	replies := tt.NewQueueTracker(topics.Replies())
+	calls := tt.NewQueueTracker(topics.ToolCalls())
+
+	const sess = "graph-session"
+	reqEv := func(kind schemas.RequestKind, method, params, tok string) *schemas.RequestEvent {
+		e := &schemas.RequestEvent{EventID: "ev-" + tok, Kind: kind, SessionID: sess, Principal: alice, Method: method,
+			ReplyGateway: gw, ReplyToken: tok, ReceivedAt: now}
+		if kind == schemas.KindRequest {
+			e.RPCID = []byte(`"` + tok + `"`)
+		}
+		if params != "" {
+			e.Params = []byte(params)
+		}
+		return e
+	}
+	session := func(t *testing.T) *schemas.SessionState {
+		t.Helper()
+		v := tt.TableValue(table, sess)
+		if v == nil {
+			t.Fatalf("no table value for %s", sess)
+		}
+		return v.(*schemas.SessionState)
+	}
+
+	// Steps run in order on one processor; each sees the table the previous
+	// ones left.
+	steps := []struct {
+		name string
+		key  string // request topic key; default the session id
+		ev   *schemas.RequestEvent
+		// expectations
+		state    schemas.SessionLifecycle // table value after the step; "" skips
+		offset   int64                    // LastOffset expected with state
+		status   int                      // reply status; 0: no reply
+		errCode  int
+		result   func(t *testing.T, r map[string]any)
+		job      *schemas.ToolJob // expected on the toolcalls topic
+		setState *schemas.SessionState
+	}{
+		{name: "initialize", ev: reqEv(schemas.KindRequest, "initialize", `{"protocolVersion":"2025-06-18","clientInfo":{"name":"c"}}`, "t0"),
+			state: schemas.SessionInitializing, offset: 0, status: 200,
+			result: func(t *testing.T, r map[string]any) {
+				if r["protocolVersion"] != "2025-06-18" {
+					t.Errorf("protocolVersion = %v", r["protocolVersion"])
+				}
+				if n := path(t, r, "serverInfo", "name"); n != processors.DefaultServerInfo.Name {
+					t.Errorf("serverInfo.name = %v", n)
+				}
+			}},
+		{name: "initialized", ev: reqEv(schemas.KindNotification, "notifications/initialized", "", "t1"),
+			state: schemas.SessionActive, offset: 1, status: 202},
+		{name: "tools/list lists the conformance tools", ev: reqEv(schemas.KindRequest, "tools/list", `{}`, "t2"),
+			state: schemas.SessionActive, offset: 2, status: 200,
+			result: func(t *testing.T, r map[string]any) {
+				list, _ := r["tools"].([]any)
+				var names []string
+				for _, x := range list {
+					names = append(names, path(t, x, "name").(string))
+				}
+				for _, want := range []string{conformance.ToolSimpleText, conformance.ToolWithProgress} {
+					found := false
+					for _, n := range names {
+						found = found || n == want
+					}
+					if !found {
+						t.Errorf("tools/list %v lacks %s", names, want)
+					}
+				}
+			}},
+		{name: "tools/call is forwarded, not answered",
+			ev:    reqEv(schemas.KindRequest, "tools/call", `{"name":"test_tool_with_progress","arguments":{},"_meta":{"progressToken":"pt"}}`, "t3"),
+			state: schemas.SessionActive, offset: 3,
+			job: &schemas.ToolJob{EventID: "ev-t3", SessionID: sess, Principal: alice, Tool: conformance.ToolWithProgress,
+				Arguments: []byte(`{}`), ProgressToken: []byte(`"pt"`), ReplyGateway: gw, ReplyToken: "t3"}},
+		{name: "tools/call of an unknown tool is answered", ev: reqEv(schemas.KindRequest, "tools/call", `{"name":"nope"}`, "t4"),
+			state: schemas.SessionActive, offset: 4, status: 200, errCode: jsonrpc.CodeInvalidParams},
+		{name: "request without gateway changes state, emits no reply",
+			ev: func() *schemas.RequestEvent {
+				e := reqEv(schemas.KindRequest, "ping", "", "t5")
+				e.ReplyGateway = ""
+				return e
+			}(),
+			state: schemas.SessionActive, offset: 5},
+		{name: "replayed offset changes nothing but is answered",
+			setState: &schemas.SessionState{SessionID: sess, State: schemas.SessionActive, ProtocolVersion: "2025-06-18",
+				Principal: alice, CreatedAt: now, LastActivity: now, LastOffset: 1000, Requests: 77},
+			ev:    reqEv(schemas.KindRequest, "ping", "", "t6"),
+			state: schemas.SessionActive, offset: 1000, status: 200},
+		{name: "stateless server/discover keyed by event id",
+			key: "ev-stateless",
+			ev: func() *schemas.RequestEvent {
+				e := reqEv(schemas.KindRequest, "server/discover", `{}`, "t7")
+				e.SessionID, e.EventID = "", "ev-stateless"
+				return e
+			}(),
+			status: 200,
+			result: func(t *testing.T, r map[string]any) {
+				if r["resultType"] != "complete" {
+					t.Errorf("resultType = %v", r["resultType"])
+				}
+			}},
+		{name: "delete closes",
+			setState: &schemas.SessionState{SessionID: sess, State: schemas.SessionActive, ProtocolVersion: "2025-06-18",
+				Principal: alice, CreatedAt: now, LastActivity: now, LastOffset: 5, Requests: 6},
+			ev:    reqEv(schemas.KindSessionDelete, "", "", "t8"),
+			state: schemas.SessionClosed, offset: 8, status: 200},
+		{name: "closed session is not found", ev: reqEv(schemas.KindRequest, "ping", "", "t9"),
+			state: schemas.SessionClosed, offset: 8, status: 404, errCode: jsonrpc.CodeSessionNotFound},
+	}
+
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if s.setState != nil {
+				tt.SetTableValue(table, sess, s.setState)
+			}
+			key := s.key
+			if key == "" {
+				key = sess
+			}
+			var reqBefore int64
+			if v := tt.TableValue(table, sess); v != nil {
+				reqBefore = v.(*schemas.SessionState).Requests
+			}
+			tt.Consume(topics.Requests(), key, s.ev)
+
+			if s.key != "" {
+				if v := tt.TableValue(table, s.key); v != nil {
+					t.Errorf("stateless request stored a table value: %+v", v)
+				}
+			}
+			if s.state != "" {
+				st := session(t)
+				if st.State != s.state || st.LastOffset != s.offset || st.ProtocolVersion != "2025-06-18" || st.Principal != alice {
+					t.Errorf("table value = %+v, want %s at offset %d", st, s.state, s.offset)
+				}
+				want := reqBefore
+				if s.offset != 1000 && s.status != 404 { // applied, not replayed or rejected
+					want++
+				}
+				if st.Requests != want {
+					t.Errorf("Requests = %d, want %d", st.Requests, want)
+				}
+			}
+
+			if s.job != nil {
+				key, v, ok := calls.Next()
+				if !ok {
+					t.Fatalf("no job on %s", topics.ToolCalls())
+				}
+				job := v.(*schemas.ToolJob)
+				if key != s.job.EventID {
+					t.Errorf("job key = %q, want the event id %q", key, s.job.EventID)
+				}
+				job.AcceptedAt = s.job.AcceptedAt // wall clock of the processor
+				if !reflect.DeepEqual(job, s.job) {
+					t.Errorf("job = %+v\nwant  %+v", job, s.job)
+				}
+			}
+			noMore(t, "toolcalls", calls)
+
+			if s.status == 0 {
+				noMore(t, "reply", replies)
+				return
+			}
+			key, r := nextReply(t, replies)
+			if key != gw || r.Gateway != gw || r.ReplyToken != s.ev.ReplyToken || r.EventID != s.ev.EventID {
+				t.Errorf("reply key %q addressed %q/%q/%q, want %q/%q/%q", key, r.Gateway, r.ReplyToken, r.EventID, gw, s.ev.ReplyToken, s.ev.EventID)
+			}
+			if r.HTTPStatus != s.status {
+				t.Errorf("reply status = %d, want %d (message %s)", r.HTTPStatus, s.status, r.Message)
+			}
+			if r.Kind == schemas.ReplyResponse {
+				b := decodeBody(t, r.Message)
+				switch {
+				case s.errCode != 0 && (b.Error == nil || b.Error.Code != s.errCode):
+					t.Errorf("reply %s, want error %d", r.Message, s.errCode)
+				case s.result != nil:
+					s.result(t, b.Result)
+				}
+			}
+			noMore(t, "reply", replies)
+		})
+	}
+}
