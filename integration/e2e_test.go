@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -399,5 +400,31 @@ func TestBadInput(t *testing.T) {
 	// The session still works after all that.
 	if resp, body := rawPost(t, r.ready.MCPURL, sid, `{"jsonrpc":"2.0","id":9,"method":"ping"}`); resp.StatusCode != 200 {
 		t.Fatalf("ping: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestRequestReplyLatency guards the request/reply path against batching
+// delays (goka's default 100 ms producer flush, franz-go's linger): a ping
+// crosses Kafka twice and one goka emit, so its median must stay far below
+// one flush interval.
+func TestRequestReplyLatency(t *testing.T) {
+	b := startBroker(t, "")
+	r := allInOne(t, b, "p1", newCounter())
+	sid := initSession(t, r.ready.MCPURL)
+	const n = 60
+	lat := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		resp, body := rawPost(t, r.ready.MCPURL, sid, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"ping"}`, i+1))
+		if resp.StatusCode != 200 {
+			t.Fatalf("ping %d: %d %s", i, resp.StatusCode, body)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	median := lat[n/2]
+	t.Logf("ping through Kafka: p50 %s, max %s", median, lat[n-1])
+	if median > 40*time.Millisecond {
+		t.Fatalf("median ping %s: a producer is batching (flush/linger) on the reply path", median)
 	}
 }

@@ -65,15 +65,15 @@ func (b *Broker) Addrs() []string { return b.addrs }
 // Cluster exposes kfake for fault injection in tests.
 func (b *Broker) Cluster() *kfake.Cluster { return b.c }
 
-// Run compacts periodically until ctx is done, then closes the broker
-// (which flushes the data dir).
+// Run compacts periodically until ctx is done. It does not close the
+// broker: clients in the same process must stop first, or they see their
+// broker vanish mid-shutdown. Call Close after them.
 func (b *Broker) Run(ctx context.Context) error {
 	t := time.NewTicker(b.cfg.CompactEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			b.c.Close()
 			return nil
 		case <-t.C:
 			b.c.Compact()
@@ -81,5 +81,6 @@ func (b *Broker) Run(ctx context.Context) error {
 	}
 }
 
-// Close stops the broker without waiting for Run.
+// Close stops the broker and flushes its data dir. It is safe to call more
+// than once.
 func (b *Broker) Close() { b.c.Close() }

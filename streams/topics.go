@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -97,7 +98,7 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, t Topics, partitions in
 		return fmt.Errorf("listing topics: %w", err)
 	}
 	for _, s := range specs {
-		if d, ok := details[s.Name]; ok && d.Err == nil {
+		if d, ok := details[s.Name]; ok && d.Err == nil && len(d.Partitions) > 0 {
 			if got := int32(len(d.Partitions)); got != partitions {
 				return fmt.Errorf("topic %s has %d partitions, want %d: %w", s.Name, got, partitions, ErrPartitionMismatch)
 			}
@@ -112,12 +113,45 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, t Topics, partitions in
 			cfg["retention.ms"] = kadm.StringPtr(strconv.Itoa(7 * 24 * 3600 * 1000))
 		}
 		resp, err := adm.CreateTopic(ctx, partitions, replication, cfg, s.Name)
+		if err == nil {
+			err = resp.Err
+		}
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			// Another role created it meanwhile. franz-go caches metadata
+			// answers for MetadataMinAge, so the "unknown topic" we saw may
+			// be served again for a moment: retry until it shows.
+			if err := checkPartitions(ctx, adm, s.Name, partitions); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("creating topic %s: %w", s.Name, err)
 		}
-		if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("creating topic %s: %w", s.Name, resp.Err)
-		}
 	}
 	return nil
+}
+
+func checkPartitions(ctx context.Context, adm *kadm.Client, topic string, partitions int32) error {
+	var last error
+	for attempt := 0; attempt < 40; attempt++ {
+		d, err := adm.ListTopics(ctx, topic)
+		switch {
+		case err != nil:
+			last = err
+		case d[topic].Err != nil:
+			last = d[topic].Err
+		default:
+			if got := int32(len(d[topic].Partitions)); got != partitions {
+				return fmt.Errorf("topic %s has %d partitions, want %d: %w", topic, got, partitions, ErrPartitionMismatch)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("describing topic %s: %w", topic, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("describing topic %s: %w", topic, last)
 }

@@ -113,6 +113,8 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
+		// Closed last, after every client of this process has stopped.
+		defer b.Close()
 		cfg.Streams.Brokers = b.Addrs()
 		log.Info("embedded broker listening", "addrs", strings.Join(b.Addrs(), ","), "data_dir", cfg.DataDir)
 		g.Go(func() error { return b.Run(ctx) })

@@ -1,0 +1,162 @@
+package toolcalls_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+	"github.com/mcpstream/mcpstream/processors/toolcalls"
+	"github.com/mcpstream/mcpstream/schemas"
+	"github.com/mcpstream/mcpstream/streams"
+)
+
+// signalAfter wraps a processor option so that ch is closed once goka has
+// applied it: with goka.WithTester, the moment the processor is registered
+// with the tester (a Consume before it would not wait for the processor).
+// O is goka's unexported options type, inferred.
+func signalAfter[O any](opt func(O, *goka.GroupGraph), ch chan struct{}) func(O, *goka.GroupGraph) {
+	return func(o O, gg *goka.GroupGraph) {
+		opt(o, gg)
+		close(ch)
+	}
+}
+
+func startToolCalls(t *testing.T, tt *tester.Tester) streams.Topics {
+	t.Helper()
+	registered := make(chan struct{})
+	p, err := toolcalls.New(schemas.MustLoad(), toolcalls.Config{
+		ClientID: "toolcalls-test",
+		Options:  []goka.ProcessorOption{signalAfter(goka.WithTester(tt), registered)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-registered:
+	case err := <-done:
+		t.Fatalf("Run returned before the processor was set up: %v", err)
+	}
+	return streams.Topics{}
+}
+
+func TestProcessorGraph(t *testing.T) {
+	res := &schemas.ToolResult{EventID: eventID, Executor: "ex-1", Response: []byte(response), StartedAt: earlier, FinishedAt: now}
+	type input struct {
+		call   *schemas.ToolJob
+		result *schemas.ToolResult
+	}
+	mallory := func(j *schemas.ToolJob) { j.Principal = "bearer:mallory" }
+	cases := []struct {
+		name    string
+		inputs  []input
+		jobs    int
+		replies []schemas.Waiter // in order
+		status  schemas.ToolCallStatus
+		dups    int32
+	}{
+		{name: "same event twice and a result: one job, one reply per waiter",
+			inputs: []input{{call: job(w1)}, {call: job(w2)}, {result: res}},
+			jobs:   1, replies: []schemas.Waiter{w1, w2}, status: schemas.CallCompleted, dups: 1},
+		{name: "second result is ignored",
+			inputs: []input{{call: job(w1)}, {call: job(w2)}, {result: res}, {result: res}},
+			jobs:   1, replies: []schemas.Waiter{w1, w2}, status: schemas.CallCompleted, dups: 1},
+		{name: "duplicate after completion is answered from the table",
+			inputs: []input{{call: job(w1)}, {result: res}, {call: job(w2)}},
+			jobs:   1, replies: []schemas.Waiter{w1, w2}, status: schemas.CallCompleted, dups: 1},
+		{name: "redelivery dispatches again, answers once",
+			inputs: []input{{call: job(w1)}, {call: job(w1)}, {result: res}},
+			jobs:   2, replies: []schemas.Waiter{w1}, status: schemas.CallCompleted},
+		{name: "running call collects waiters",
+			inputs: []input{{call: job(w1)}, {call: job(w2)}, {call: job(w3)}},
+			jobs:   1, status: schemas.CallRunning, dups: 2},
+		{name: "other principal is ignored",
+			inputs: []input{{call: job(w1)}, {call: job(w2, mallory)}, {result: res}},
+			jobs:   1, replies: []schemas.Waiter{w1}, status: schemas.CallCompleted},
+		{name: "result for an unknown call is ignored",
+			inputs: []input{{result: res}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tt := tester.New(t)
+			topics := startToolCalls(t, tt)
+			table := goka.GroupTable(goka.Group(topics.ToolCallsGroup()))
+			jobs := tt.NewQueueTracker(topics.Jobs())
+			replies := tt.NewQueueTracker(topics.Replies())
+
+			for _, in := range tc.inputs {
+				if in.call != nil {
+					tt.Consume(topics.ToolCalls(), in.call.EventID, in.call)
+				} else {
+					tt.Consume(topics.ToolResults(), in.result.EventID, in.result)
+				}
+			}
+
+			n := 0
+			for {
+				key, v, ok := jobs.Next()
+				if !ok {
+					break
+				}
+				n++
+				j := v.(*schemas.ToolJob)
+				if key != eventID || j.EventID != eventID || j.Tool != "echo" || string(j.Arguments) != `{"x":1}` || string(j.ProgressToken) != `"p"` {
+					t.Errorf("job key %q = %+v", key, j)
+				}
+			}
+			if n != tc.jobs {
+				t.Errorf("%d jobs on %s, want %d", n, topics.Jobs(), tc.jobs)
+			}
+
+			var got []schemas.Waiter
+			for {
+				key, v, ok := replies.Next()
+				if !ok {
+					break
+				}
+				r := v.(*schemas.ReplyEvent)
+				if key != r.Gateway {
+					t.Errorf("reply keyed %q, addressed to %q", key, r.Gateway)
+				}
+				if r.EventID != eventID || r.Kind != schemas.ReplyResponse || r.HTTPStatus != 200 || r.SessionID != sid || string(r.Message) != response {
+					t.Errorf("reply = %+v (message %s)", r, r.Message)
+				}
+				got = append(got, schemas.Waiter{Gateway: r.Gateway, ReplyToken: r.ReplyToken})
+			}
+			if !reflect.DeepEqual(got, tc.replies) {
+				t.Errorf("replies to %v, want %v", got, tc.replies)
+			}
+
+			v := tt.TableValue(table, eventID)
+			if tc.status == "" {
+				if v != nil {
+					t.Errorf("table value %+v, want none", v)
+				}
+				return
+			}
+			st, _ := v.(*schemas.ToolCallState)
+			if st == nil {
+				t.Fatalf("no table value for %s", eventID)
+			}
+			if st.Status != tc.status || st.Duplicates != tc.dups || st.Principal != alice {
+				t.Errorf("table value = %+v, want %s with %d duplicates", st, tc.status, tc.dups)
+			}
+			if tc.status == schemas.CallCompleted && (len(st.Waiters) != 0 || string(st.Response) != response || st.CompletedAt.IsZero()) {
+				t.Errorf("completed value = %+v, want response, completion time and no waiters", st)
+			}
+			if tc.status == schemas.CallRunning && len(st.Waiters) != 1+int(tc.dups) {
+				t.Errorf("running value has %d waiters, want %d", len(st.Waiters), 1+tc.dups)
+			}
+		})
+	}
+}
