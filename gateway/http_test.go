@@ -103,13 +103,35 @@ const (
 	validSess = "0123456789abcdef0123456789abcdef"
 )
 
+// statelessBody is a 2026-07-28 request body with the given id, method,
+// params and _meta (the required _meta fields unless meta overrides them;
+// a nil value deletes a field).
+func statelessBody(id int, method string, params map[string]any, meta map[string]any) string {
+	m := map[string]any{
+		"io.modelcontextprotocol/protocolVersion":    v2026,
+		"io.modelcontextprotocol/clientCapabilities": map[string]any{},
+	}
+	for k, v := range meta {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
+	p := map[string]any{"_meta": m}
+	for k, v := range params {
+		p[k] = v
+	}
+	b, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": p})
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
 // statelessCall is a valid 2026-07-28 tools/call body for tool name.
 func statelessCall(name string) string {
-	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": map[string]any{
-		"name": name, "arguments": map[string]any{},
-		"_meta": map[string]any{"io.modelcontextprotocol/protocolVersion": v2026},
-	}})
-	return string(b)
+	return statelessBody(3, "tools/call", map[string]any{"name": name, "arguments": map[string]any{}}, nil)
 }
 
 func statelessHeaders(method, name string) map[string]string {
@@ -136,7 +158,7 @@ func TestServeHTTP(t *testing.T) {
 		ping       = `{"jsonrpc":"2.0","id":"a-1","method":"ping"}`
 	)
 	sess := map[string]string{"Mcp-Session-Id": validSess, "Mcp-Protocol-Version": "2025-11-25"}
-	discover := `{"jsonrpc":"2.0","id":4,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`
+	discover := statelessBody(4, "server/discover", nil, nil)
 
 	cases := []struct {
 		name    string
@@ -263,7 +285,7 @@ func TestServeHTTP(t *testing.T) {
 		{name: "notification in a session", headers: sess, body: `{"jsonrpc":"2.0","method":"notifications/initialized"}`,
 			status: 503, code: jsonrpc.CodeInternalError},
 		{name: "client response in a session", headers: sess, body: `{"jsonrpc":"2.0","id":5,"result":{}}`,
-			status: 503, code: jsonrpc.CodeInternalError, metric: "response unavailable"},
+			status: 503, code: jsonrpc.CodeInternalError, id: "5", metric: "response unavailable"},
 		{name: "malformed session id", headers: map[string]string{"Mcp-Session-Id": "has space"}, body: ping,
 			status: 400, code: jsonrpc.CodeInvalidRequest, id: `"a-1"`},
 		{name: "overlong session id", headers: map[string]string{"Mcp-Session-Id": strings.Repeat("a", 129)}, body: ping,
@@ -285,12 +307,28 @@ func TestServeHTTP(t *testing.T) {
 			status: 400, code: jsonrpc.CodeHeaderMismatch, id: "3"},
 		{name: "MCP-Protocol-Version missing while _meta has one", headers: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "test_simple_text"},
 			body: statelessCall("test_simple_text"), status: 400, code: jsonrpc.CodeHeaderMismatch, id: "3"},
-		{name: "MCP-Protocol-Version differs from _meta", headers: merge(statelessHeaders("tools/call", "test_simple_text"), map[string]string{"Mcp-Protocol-Version": "2025-11-25"}),
-			body: statelessCall("test_simple_text"), status: 400, code: jsonrpc.CodeHeaderMismatch, id: "3"},
+		{name: "MCP-Protocol-Version differs from _meta", headers: statelessHeaders("tools/call", "test_simple_text"),
+			body:   statelessBody(3, "tools/call", map[string]any{"name": "test_simple_text"}, map[string]any{"io.modelcontextprotocol/protocolVersion": "2099-01-01"}),
+			status: 400, code: jsonrpc.CodeHeaderMismatch, id: "3"},
+		{name: "2025-11-25 header decides: stateless body without session", headers: merge(statelessHeaders("tools/call", "test_simple_text"), map[string]string{"Mcp-Protocol-Version": "2025-11-25"}),
+			body: statelessCall("test_simple_text"), status: 400, code: jsonrpc.CodeInvalidRequest, id: "3"},
+		{name: "2026-07-28 header decides: session id ignored", headers: merge(statelessHeaders("tools/call", "test_simple_text"), map[string]string{"Mcp-Session-Id": validSess}),
+			body: statelessCall("test_simple_text"), status: 503, code: jsonrpc.CodeInternalError, id: "3"},
 		{name: "stateless header without _meta", headers: statelessHeaders("tools/list", ""), body: `{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{}}`,
 			status: 400, code: jsonrpc.CodeInvalidParams, id: "9"},
+		{name: "stateless header without params", headers: statelessHeaders("tools/list", ""), body: `{"jsonrpc":"2.0","id":9,"method":"tools/list"}`,
+			status: 400, code: jsonrpc.CodeInvalidParams, id: "9"},
+		{name: "_meta without protocolVersion", headers: statelessHeaders("tools/list", ""),
+			body:   statelessBody(9, "tools/list", nil, map[string]any{"io.modelcontextprotocol/protocolVersion": nil}),
+			status: 400, code: jsonrpc.CodeInvalidParams, id: "9"},
+		{name: "_meta without clientCapabilities", headers: statelessHeaders("tools/list", ""),
+			body:   statelessBody(9, "tools/list", nil, map[string]any{"io.modelcontextprotocol/clientCapabilities": nil}),
+			status: 400, code: jsonrpc.CodeInvalidParams, id: "9"},
+		{name: "_meta clientCapabilities not an object", headers: statelessHeaders("tools/list", ""),
+			body:   statelessBody(9, "tools/list", nil, map[string]any{"io.modelcontextprotocol/clientCapabilities": []int{1}}),
+			status: 400, code: jsonrpc.CodeInvalidParams, id: "9"},
 		{name: "unsupported _meta version", headers: merge(statelessHeaders("tools/list", ""), map[string]string{"Mcp-Protocol-Version": "2099-01-01"}),
-			body:   `{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2099-01-01"}}}`,
+			body:   statelessBody(9, "tools/list", nil, map[string]any{"io.modelcontextprotocol/protocolVersion": "2099-01-01"}),
 			status: 400, code: jsonrpc.CodeUnsupportedProtocolVersion, id: "9",
 			check: func(t *testing.T, _ *http.Response, r rpcResponse) {
 				var data struct {
