@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -11,8 +12,15 @@ import (
 
 // BrokerConfig configures the embedded broker.
 type BrokerConfig struct {
-	// Port to listen on (127.0.0.1). Zero picks a free port.
+	// Port to listen on. Zero picks a free port.
 	Port int
+	// ListenHost is the interface to listen on. Empty: 127.0.0.1 (kfake's
+	// own choice). Set 0.0.0.0 in a container.
+	ListenHost string
+	// AdvertiseHost is the host name clients are told to connect to (the
+	// broker's metadata). Empty: the listen address. In a container network
+	// set the service name, e.g. "broker".
+	AdvertiseHost string
 	// DataDir persists the log; empty keeps it in memory only.
 	DataDir string
 	// SyncWrites fsyncs every produce before acknowledging it. Off by
@@ -45,6 +53,27 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 		kfake.ClusterID("mcpstream"),
 		kfake.GroupMinSessionTimeout(time.Second),
 		kfake.GroupMaxSessionTimeout(5 * time.Minute),
+	}
+	if cfg.ListenHost != "" || cfg.AdvertiseHost != "" {
+		opts = append(opts, kfake.ListenFn(func(network, addr string) (net.Listener, error) {
+			_, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			host := cfg.ListenHost
+			if host == "" {
+				host = "127.0.0.1"
+			}
+			ln, err := net.Listen(network, net.JoinHostPort(host, port))
+			if err != nil {
+				return nil, err
+			}
+			if cfg.AdvertiseHost == "" {
+				return ln, nil
+			}
+			_, realPort, _ := net.SplitHostPort(ln.Addr().String())
+			return advertised{ln, advertisedAddr(net.JoinHostPort(cfg.AdvertiseHost, realPort))}, nil
+		}))
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
@@ -84,3 +113,17 @@ func (b *Broker) Run(ctx context.Context) error {
 // Close stops the broker and flushes its data dir. It is safe to call more
 // than once.
 func (b *Broker) Close() { b.c.Close() }
+
+// advertised makes kfake put AdvertiseHost in its metadata: kfake tells
+// clients the address its listener reports.
+type advertised struct {
+	net.Listener
+	addr advertisedAddr
+}
+
+func (a advertised) Addr() net.Addr { return a.addr }
+
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }

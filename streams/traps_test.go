@@ -138,3 +138,31 @@ func TestEventIDs(t *testing.T) {
 		t.Fatal("random ids repeat")
 	}
 }
+
+// In a container network the broker must advertise a name other
+// containers can reach, not the address it listens on.
+func TestBrokerAdvertisesHost(t *testing.T) {
+	b, err := NewBroker(BrokerConfig{ListenHost: "127.0.0.1", AdvertiseHost: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	addr := b.Addrs()[0]
+	if len(addr) < 10 || addr[:10] != "localhost:" {
+		t.Fatalf("broker address %q, want localhost:PORT", addr)
+	}
+	cl, err := NewClient(Config{Brokers: b.Addrs()}.WithDefaults(), "adv", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Brokers) != 1 || m.Brokers[0].Host != "localhost" {
+		t.Fatalf("metadata brokers %+v, want host localhost", m.Brokers)
+	}
+}

@@ -79,7 +79,9 @@ func runRole(ctx context.Context, role string, args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&cfg.ConformanceTools, "conformance-tools", true, "serve the built-in conformance-suite fixture tools")
 	if role == "run" || role == "broker" {
-		fs.IntVar(&cfg.BrokerPort, "broker-port", 9092, "port of the embedded broker on 127.0.0.1 (0: any)")
+		fs.IntVar(&cfg.BrokerPort, "broker-port", 9092, "port of the embedded broker (0: any)")
+		fs.StringVar(&cfg.BrokerListenHost, "broker-listen-host", "127.0.0.1", "interface the embedded broker listens on (0.0.0.0 in a container)")
+		fs.StringVar(&cfg.BrokerAdvertiseHost, "broker-advertise-host", "", "host name the broker tells clients to use (default: the listen address)")
 		fs.StringVar(&cfg.DataDir, "data-dir", "data/kafka", "directory the embedded broker persists to (empty: memory only)")
 		fs.BoolVar(&cfg.SyncWrites, "sync-writes", false, "fsync every produce before acknowledging it")
 	}

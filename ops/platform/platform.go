@@ -35,13 +35,15 @@ type Config struct {
 
 	// Broker runs the embedded kfake broker; Streams.Brokers is then set to
 	// its address.
-	Broker     bool
-	BrokerPort int    // zero: 9092 for `run`, set by cmd; 0 here means any free port
-	DataDir    string // broker persistence; empty: memory only
-	SyncWrites bool
-	Processor  bool
-	Executor   bool
-	Gateway    bool
+	Broker              bool
+	BrokerPort          int    // zero: 9092 for `run`, set by cmd; 0 here means any free port
+	BrokerListenHost    string // empty: 127.0.0.1
+	BrokerAdvertiseHost string // empty: the listen address
+	DataDir             string // broker persistence; empty: memory only
+	SyncWrites          bool
+	Processor           bool
+	Executor            bool
+	Gateway             bool
 
 	// Listen is the gateway's HTTP address (MCP endpoint at /mcp, plus
 	// /metrics, /healthz, /readyz).
@@ -109,7 +111,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g, ctx := errgroup.WithContext(ctx)
 
 	if cfg.Broker {
-		b, err := streams.NewBroker(streams.BrokerConfig{Port: cfg.BrokerPort, DataDir: cfg.DataDir, SyncWrites: cfg.SyncWrites, Logger: log})
+		b, err := streams.NewBroker(streams.BrokerConfig{Port: cfg.BrokerPort, ListenHost: cfg.BrokerListenHost, AdvertiseHost: cfg.BrokerAdvertiseHost, DataDir: cfg.DataDir, SyncWrites: cfg.SyncWrites, Logger: log})
 		if err != nil {
 			return err
 		}
