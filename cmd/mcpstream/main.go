@@ -149,6 +149,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Sessions, "sessions", 8, "concurrent MCP sessions")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per target")
 	fs.StringVar(&cfg.Tool, "tool", "test_simple_text", "tool to call")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the mcpstream phase to this file")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

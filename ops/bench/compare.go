@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -16,6 +18,8 @@ type CompareConfig struct {
 	Sessions int           // zero: DefaultSessions
 	Duration time.Duration // per target; zero: DefaultDuration
 	Tool     string        // zero: DefaultTool
+	// CPUProfile, if set, receives a CPU profile of the mcpstream run.
+	CPUProfile string
 	Logger   *slog.Logger
 }
 
@@ -43,6 +47,17 @@ func Compare(ctx context.Context, cfg CompareConfig) (string, error) {
 	}
 	defer stop()
 	load.URL = url
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return "", fmt.Errorf("creating cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return "", fmt.Errorf("starting cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	subj, err := Run(ctx, load)
 	if err != nil {
 		return "", fmt.Errorf("loading mcpstream: %w", err)

@@ -79,10 +79,31 @@ func header(v string) func(*schemas.RequestEvent) {
 	return func(e *schemas.RequestEvent) { e.ProtocolVersion = v }
 }
 
-func session(state schemas.SessionLifecycle) *schemas.SessionState {
-	return &schemas.SessionState{SessionID: sid, State: state, ProtocolVersion: processors.Version20251125,
+func session(state schemas.SessionLifecycle, mods ...func(*schemas.SessionState)) *schemas.SessionState {
+	st := &schemas.SessionState{SessionID: sid, State: state, ProtocolVersion: processors.Version20251125,
 		ClientInfo: []byte(`{"name":"c"}`), Principal: alice, CreatedAt: earlier, LastActivity: earlier,
 		LastOffset: lastApply, Requests: 3}
+	for _, m := range mods {
+		m(st)
+	}
+	return st
+}
+
+// negotiated gives a session client capabilities and a log level.
+func negotiated(st *schemas.SessionState) {
+	st.ClientCapabilities = []byte(`{"elicitation":{}}`)
+	st.LogLevel = "info"
+}
+
+// logLevel checks the state's log level on top of check.
+func logLevel(level string, check func(*testing.T, *schemas.SessionState)) func(*testing.T, *schemas.SessionState) {
+	return func(t *testing.T, st *schemas.SessionState) {
+		t.Helper()
+		check(t, st)
+		if st.LogLevel != level {
+			t.Errorf("LogLevel = %q, want %q", st.LogLevel, level)
+		}
+	}
 }
 
 // body is a decoded id-less reply body.
@@ -198,7 +219,7 @@ func wantTools(t *testing.T, r map[string]any) {
 	path(t, list[1], "inputSchema")
 }
 
-func forwardOf(tool, args, progress string, sessionID string) func(*testing.T, *schemas.ToolJob) {
+func forwardOf(tool, args, progress string, sessionID string, mods ...func(*schemas.ToolJob)) func(*testing.T, *schemas.ToolJob) {
 	return func(t *testing.T, job *schemas.ToolJob) {
 		t.Helper()
 		w := &schemas.ToolJob{EventID: eventID, SessionID: sessionID, Principal: alice, Tool: tool,
@@ -208,6 +229,9 @@ func forwardOf(tool, args, progress string, sessionID string) func(*testing.T, *
 		}
 		if progress != "" {
 			w.ProgressToken = []byte(progress)
+		}
+		for _, m := range mods {
+			m(w)
 		}
 		if !reflect.DeepEqual(job, w) {
 			t.Errorf("forward = %+v\nwant      %+v", job, w)
@@ -300,6 +324,27 @@ func TestHandle(t *testing.T) {
 			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
 		{name: "unknown method", st: session(schemas.SessionActive), ev: req("resources/list", `{}`), offset: nextOff,
 			want: want{status: 200, errCode: jsonrpc.CodeMethodNotFound, state: wantState(schemas.SessionActive, 4)}},
+		{name: "logging/setLevel stores the level", st: session(schemas.SessionActive), ev: req("logging/setLevel", `{"level":"warning"}`), offset: nextOff,
+			want: want{status: 200, result: func(t *testing.T, r map[string]any) {
+				if len(r) != 0 {
+					t.Errorf("result = %v, want {}", r)
+				}
+			}, state: logLevel("warning", wantState(schemas.SessionActive, 4))}},
+		{name: "logging/setLevel replaces the level", st: session(schemas.SessionActive, negotiated), ev: req("logging/setLevel", `{"level":"debug"}`), offset: nextOff,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {}, state: logLevel("debug", wantState(schemas.SessionActive, 4))}},
+		{name: "logging/setLevel with an unknown level", st: session(schemas.SessionActive, negotiated), ev: req("logging/setLevel", `{"level":"verbose"}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: logLevel("info", wantState(schemas.SessionActive, 4))}},
+		{name: "logging/setLevel without a level", st: session(schemas.SessionActive), ev: req("logging/setLevel", `{}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: logLevel("", wantState(schemas.SessionActive, 4))}},
+		{name: "replayed logging/setLevel changes nothing", st: session(schemas.SessionActive, negotiated), ev: req("logging/setLevel", `{"level":"error"}`), offset: lastApply,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {}}},
+		{name: "tools/call carries the session's capabilities and log level", st: session(schemas.SessionActive, negotiated),
+			ev:     req("tools/call", `{"name":"echo","_meta":{"io.modelcontextprotocol/clientCapabilities":{"sampling":{}},"io.modelcontextprotocol/logLevel":"debug"}}`),
+			offset: nextOff,
+			want: want{noReply: true, state: logLevel("info", wantState(schemas.SessionActive, 4)), forward: forwardOf("echo", "", "", sid, func(j *schemas.ToolJob) {
+				j.ClientCapabilities = []byte(`{"elicitation":{}}`)
+				j.LogLevel = "info"
+			})}},
 		{name: "request before notifications/initialized is served", st: session(schemas.SessionInitializing), ev: req("ping", ""), offset: nextOff,
 			want: want{status: 200, result: func(*testing.T, map[string]any) {}, state: wantState(schemas.SessionInitializing, 4)}},
 
@@ -353,6 +398,9 @@ func TestHandle(t *testing.T) {
 				if r["resultType"] != "complete" || r["ttlMs"] != float64(60000) || r["cacheScope"] != "public" {
 					t.Errorf("resultType/ttlMs/cacheScope = %v/%v/%v", r["resultType"], r["ttlMs"], r["cacheScope"])
 				}
+				if n := path(t, r, "_meta", "io.modelcontextprotocol/serverInfo", "name"); n != "mcpstream-test" {
+					t.Errorf("_meta serverInfo name = %v", n)
+				}
 			}}},
 		{name: "stateless ping is gone", ev: req("ping", "", stateless), offset: nextOff,
 			want: want{status: 404, replySess: "", errCode: jsonrpc.CodeMethodNotFound}},
@@ -360,6 +408,17 @@ func TestHandle(t *testing.T) {
 			want: want{status: 404, replySess: "", errCode: jsonrpc.CodeMethodNotFound}},
 		{name: "stateless tools/call forwards without session", ev: req("tools/call", `{"name":"echo","arguments":{"x":2},"_meta":{"progressToken":1}}`, stateless), offset: nextOff,
 			want: want{noReply: true, forward: forwardOf("echo", `{"x":2}`, `1`, "")}},
+		{name: "stateless tools/call carries _meta capabilities and log level",
+			ev:     req("tools/call", `{"name":"echo","_meta":{"io.modelcontextprotocol/clientCapabilities":{"sampling":{}},"io.modelcontextprotocol/logLevel":"notice"}}`, stateless),
+			offset: nextOff,
+			want: want{noReply: true, forward: forwardOf("echo", "", "", "", func(j *schemas.ToolJob) {
+				j.ClientCapabilities = []byte(`{"sampling":{}}`)
+				j.LogLevel = "notice"
+			})}},
+		{name: "stateless tools/call drops an unknown log level",
+			ev:     req("tools/call", `{"name":"echo","_meta":{"io.modelcontextprotocol/clientCapabilities":null,"io.modelcontextprotocol/logLevel":"loud"}}`, stateless),
+			offset: nextOff,
+			want:   want{noReply: true, forward: forwardOf("echo", "", "", "")}},
 		{name: "stateless tools/call unknown tool", ev: req("tools/call", `{"name":"nope"}`, stateless), offset: nextOff,
 			want: want{status: 200, replySess: "", errCode: jsonrpc.CodeInvalidParams}},
 		{name: "stateless notification is accepted", ev: notif("notifications/cancelled", stateless), offset: nextOff,

@@ -113,7 +113,7 @@ func (p *Processor) process(ctx goka.Context, msg any) {
 // Run processes until ctx is done. Its error is never to be dropped: goka
 // reports storage and rebalance failures only here.
 func (p *Processor) Run(ctx context.Context) error {
-	opts := append(streams.GokaOptions(p.cfg.Streams, p.cfg.ClientID),
+	opts := append(streams.GokaOptions(p.cfg.Streams, p.cfg.ClientID, p.cfg.Logger),
 		goka.WithStorageBuilder(p.cfg.Storage), goka.WithLogger(processors.GokaLogger(p.log)))
 	opts = append(opts, p.cfg.Options...)
 	proc, err := goka.NewProcessor(p.cfg.Streams.Brokers, p.graph, opts...)

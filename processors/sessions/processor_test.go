@@ -123,7 +123,7 @@ func TestProcessorGraph(t *testing.T) {
 		job      *schemas.ToolJob // expected on the toolcalls topic
 		setState *schemas.SessionState
 	}{
-		{name: "initialize", ev: reqEv(schemas.KindRequest, "initialize", `{"protocolVersion":"2025-06-18","clientInfo":{"name":"c"}}`, "t0"),
+		{name: "initialize", ev: reqEv(schemas.KindRequest, "initialize", `{"protocolVersion":"2025-06-18","capabilities":{"elicitation":{}},"clientInfo":{"name":"c"}}`, "t0"),
 			state: schemas.SessionInitializing, offset: 0, status: 200,
 			result: func(t *testing.T, r map[string]any) {
 				if r["protocolVersion"] != "2025-06-18" {
@@ -157,7 +157,8 @@ func TestProcessorGraph(t *testing.T) {
 			ev:    reqEv(schemas.KindRequest, "tools/call", `{"name":"test_tool_with_progress","arguments":{},"_meta":{"progressToken":"pt"}}`, "t3"),
 			state: schemas.SessionActive, offset: 3,
 			job: &schemas.ToolJob{EventID: "ev-t3", SessionID: sess, Principal: alice, Tool: conformance.ToolWithProgress,
-				Arguments: []byte(`{}`), ProgressToken: []byte(`"pt"`), ReplyGateway: gw, ReplyToken: "t3"}},
+				Arguments: []byte(`{}`), ProgressToken: []byte(`"pt"`), ReplyGateway: gw, ReplyToken: "t3",
+				ClientCapabilities: []byte(`{"elicitation":{}}`)}},
 		{name: "tools/call of an unknown tool is answered", ev: reqEv(schemas.KindRequest, "tools/call", `{"name":"nope"}`, "t4"),
 			state: schemas.SessionActive, offset: 4, status: 200, errCode: jsonrpc.CodeInvalidParams},
 		{name: "request without gateway changes state, emits no reply",

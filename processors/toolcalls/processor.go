@@ -103,7 +103,7 @@ func (p *Processor) onResult(ctx goka.Context, msg any) {
 
 // Run processes until ctx is done.
 func (p *Processor) Run(ctx context.Context) error {
-	opts := append(streams.GokaOptions(p.cfg.Streams, p.cfg.ClientID),
+	opts := append(streams.GokaOptions(p.cfg.Streams, p.cfg.ClientID, p.cfg.Logger),
 		goka.WithStorageBuilder(p.cfg.Storage), goka.WithLogger(processors.GokaLogger(p.log)))
 	opts = append(opts, p.cfg.Options...)
 	proc, err := goka.NewProcessor(p.cfg.Streams.Brokers, p.graph, opts...)
