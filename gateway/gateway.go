@@ -93,11 +93,6 @@ func New(reg *schemas.Registry, cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, reg: reg, log: cfg.Logger.With("gateway", cfg.ID), pending: map[string]*waiter{}, started: make(chan struct{})}
 	g.part = streams.PartitionFor(cfg.ID, cfg.Streams.Partitions)
-	cl, err := streams.NewClient(cfg.Streams, "gateway-"+cfg.ID, cfg.Logger)
-	if err != nil {
-		return nil, err
-	}
-	g.cl = cl
 	return g, nil
 }
 
@@ -110,7 +105,14 @@ func (g *Gateway) Ready() bool { return g.ready.Load() }
 // Run positions the reply consumer at the end of this gateway's reply
 // partition, then dispatches replies until ctx is done.
 func (g *Gateway) Run(ctx context.Context) error {
-	defer g.cl.Close()
+	// Clients are made here, not in New, so a gateway that never runs
+	// holds no connections. The handler reads g.cl only once ready is set.
+	cl, err := streams.NewClient(g.cfg.Streams, "gateway-"+g.cfg.ID, g.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	g.cl = cl
+	defer cl.Close()
 	if err := streams.Ping(ctx, g.cl); err != nil {
 		return fmt.Errorf("gateway %s: %w", g.cfg.ID, err)
 	}

@@ -191,7 +191,8 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 	key := ev.SessionID
 	hv := ev.ProtocolVersion
 	switch {
-	case hv != "" && hv >= processors.Version20260728 || hv == "" && ev.SessionID == "" && ev.Method != "initialize" && meta.present:
+	case hv != "" && !slices.Contains(processors.StatefulVersions, hv) ||
+		hv == "" && ev.SessionID == "" && ev.Method != "initialize" && meta.present:
 		// The 2026 header decides, even on a request that also carries a
 		// (then ignored) session id.
 		if herr := checkStatelessHeaders(r, &msg, meta); herr != nil {
@@ -234,7 +235,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 	}
 
 	if !g.Ready() {
-		writeNotReady(w, id)
+		writeNotReady(w, ev.RPCID)
 		return method, "unavailable"
 	}
 	wt := g.register(ev.ReplyToken)

@@ -105,6 +105,7 @@ type ToolCallState struct {
 	Response    []byte
 	Waiters     []Waiter
 	Duplicates  int32
+	CallOffset  int64
 	AcceptedAt  time.Time
 	CompletedAt time.Time
 }
@@ -300,6 +301,7 @@ func (r *Registry) EncodeToolCall(s *ToolCallState) ([]byte, error) {
 		"response":     nullable("bytes", s.Response),
 		"waiters":      waiters,
 		"duplicates":   s.Duplicates,
+		"call_offset":  s.CallOffset,
 		"accepted_at":  s.AcceptedAt,
 		"completed_at": completed,
 	})
@@ -319,6 +321,7 @@ func (r *Registry) DecodeToolCall(b []byte) (*ToolCallState, error) {
 		Status:     ToolCallStatus(str(m, "status")),
 		Response:   unNullBytes(m["response"]),
 		Duplicates: i32(m, "duplicates"),
+		CallOffset: i64(m, "call_offset"),
 		AcceptedAt: ts(m, "accepted_at"),
 	}
 	if c := ts(m, "completed_at"); c.UnixMilli() != 0 {

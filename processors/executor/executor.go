@@ -180,6 +180,7 @@ func (e *Executor) runJob(ctx context.Context, job *schemas.ToolJob) {
 	rec := &kgo.Record{Topic: e.cfg.Streams.Topics.ToolResults(), Key: []byte(job.EventID), Value: val}
 	for attempt := 0; ; attempt++ {
 		if err := e.cl.ProduceSync(ctx, rec).FirstErr(); err == nil {
+			e.replyFirst(ctx, job, body)
 			return
 		} else if attempt >= 10 {
 			// Leaving the offset uncommitted (we still mark it done, but a
@@ -190,6 +191,26 @@ func (e *Executor) runJob(ctx context.Context, job *schemas.ToolJob) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// replyFirst answers the caller that triggered the job straight away,
+// saving the trip through the toolcalls processor on the common path. It
+// runs only after the result is durable, so what the caller sees is what
+// the table stores. The processor still answers every waiter, this one
+// included: if this reply is lost (a crash right here) that one arrives,
+// and a gateway drops the second answer to a request it already answered.
+func (e *Executor) replyFirst(ctx context.Context, job *schemas.ToolJob, body []byte) {
+	if job.ReplyGateway == "" {
+		return
+	}
+	val, err := e.reg.EncodeReply(&schemas.ReplyEvent{Gateway: job.ReplyGateway, ReplyToken: job.ReplyToken,
+		EventID: job.EventID, Kind: schemas.ReplyResponse, HTTPStatus: 200, SessionID: job.SessionID,
+		Message: body, ProducedAt: time.Now()})
+	if err != nil {
+		e.log.Error("encoding reply", "event", job.EventID, "err", err)
+		return
+	}
+	e.cl.Produce(ctx, &kgo.Record{Topic: e.cfg.Streams.Topics.Replies(), Key: []byte(job.ReplyGateway), Value: val}, nil)
 }
 
 func responseBody(res *tools.Result, err error, timedOut bool, timeout time.Duration) ([]byte, string) {

@@ -106,6 +106,15 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 		cp.Requests++
 		next = &cp
 	}
+	// Most requests change nothing but the activity time. Writing the table
+	// for each would add a Kafka record to every call; the activity time is
+	// only needed to within ActivityResolution (idle expiry).
+	keep := func(o Outcome, mutated bool) Outcome {
+		if !mutated && o.State != nil && now.Sub(st.LastActivity) < ActivityResolution {
+			o.State = nil
+		}
+		return o
+	}
 
 	switch ev.Kind {
 	case schemas.KindSessionDelete:
@@ -114,15 +123,18 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 		}
 		return Outcome{State: next, Reply: accepted(200)}
 	case schemas.KindNotification:
-		if ev.Method == "notifications/initialized" && next != nil {
+		mutated := false
+		if ev.Method == "notifications/initialized" && next != nil && st.State != schemas.SessionActive {
 			next.State = schemas.SessionActive
+			mutated = true
 		}
 		// Other notifications (cancelled, progress, roots/list_changed) are
 		// accepted; unknown ones are ignored as the spec asks.
-		return Outcome{State: next, Reply: accepted(202)}
+		return keep(Outcome{State: next, Reply: accepted(202)}, mutated)
 	case schemas.KindResponse:
-		return Outcome{State: next, Reply: accepted(202)}
+		return keep(Outcome{State: next, Reply: accepted(202)}, false)
 	}
+	mutated := false
 
 	out := Outcome{State: next}
 	switch ev.Method {
@@ -140,17 +152,18 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 		}
 		if err := json.Unmarshal(orEmpty(ev.Params), &p); err != nil || !processors.ValidLogLevel(p.Level) {
 			out.Reply = reply(200, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "invalid log level %q", p.Level)))
-			return out
+			return keep(out, false)
 		}
 		if next != nil {
 			next.LogLevel = p.Level
+			mutated = true
 		}
 		out.Reply = reply(200, []byte(`{"result":{}}`))
 	case "tools/call":
 		job, e := toolJob(env, ev, now)
 		if e != nil {
 			out.Reply = reply(200, jsonrpc.ErrorBody(e))
-			return out
+			return keep(out, false)
 		}
 		// The session's view applies to every call of it: capabilities from
 		// initialize, the level from logging/setLevel.
@@ -160,8 +173,12 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 	default:
 		out.Reply = reply(200, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "method not found: %s", ev.Method)))
 	}
-	return out
+	return keep(out, mutated)
 }
+
+// ActivityResolution is how stale a session's LastActivity may get before a
+// request that changes nothing else writes it.
+const ActivityResolution = 10 * time.Second
 
 func handleStateless(env Env, ev *schemas.RequestEvent, now time.Time) Outcome {
 	reply := func(status int, body []byte) Outcome {

@@ -3,6 +3,7 @@ package toolcalls
 import (
 	"time"
 
+	"github.com/mcpstream/mcpstream/jsonrpc"
 	"github.com/mcpstream/mcpstream/schemas"
 )
 
@@ -18,21 +19,28 @@ func replyTo(w schemas.Waiter, st *schemas.ToolCallState, now time.Time) *schema
 		Kind: schemas.ReplyResponse, HTTPStatus: 200, SessionID: st.SessionID, Message: st.Response, ProducedAt: now}
 }
 
-// OnCall handles an accepted tools/call.
-func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, now time.Time) Outcome {
+// OnCall handles an accepted tools/call found at offset of the toolcalls
+// topic.
+func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, offset int64, now time.Time) Outcome {
 	w := schemas.Waiter{Gateway: job.ReplyGateway, ReplyToken: job.ReplyToken}
 	if st == nil {
 		next := &schemas.ToolCallState{EventID: job.EventID, SessionID: job.SessionID, Principal: job.Principal,
-			Tool: job.Tool, Status: schemas.CallRunning, AcceptedAt: now}
+			Tool: job.Tool, Status: schemas.CallRunning, AcceptedAt: now, CallOffset: offset}
 		if w.Gateway != "" {
 			next.Waiters = []schemas.Waiter{w}
 		}
 		return Outcome{State: next, Job: job}
 	}
 	if st.Principal != job.Principal {
-		// Event ids include the principal, so this is a hash collision or a
-		// forged event; never hand one caller another's result.
-		return Outcome{}
+		// Sessions are bound to principals and keyed event ids include
+		// them, so this is a forged event or a collision: never hand one
+		// caller another's result, but do not leave it waiting either.
+		if w.Gateway == "" {
+			return Outcome{}
+		}
+		return Outcome{Replies: []*schemas.ReplyEvent{{Gateway: w.Gateway, ReplyToken: w.ReplyToken, EventID: job.EventID,
+			Kind: schemas.ReplyResponse, HTTPStatus: 200, SessionID: job.SessionID, ProducedAt: now,
+			Message: jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "request id is in use by another caller"))}}}
 	}
 	switch st.Status {
 	case schemas.CallCompleted:
@@ -44,12 +52,15 @@ func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, now time.Time) Outc
 		}
 		return out
 	default:
+		if offset == st.CallOffset {
+			// The call that created this state, delivered again: goka
+			// replayed it after a crash, and the job it dispatched may not
+			// have left. Dispatch again (at-least-once to executors).
+			return Outcome{Job: job}
+		}
 		for _, have := range st.Waiters {
 			if have == w {
-				// The same delivery again: goka replayed it after a crash, and
-				// the job it dispatched may not have left. Dispatch again;
-				// executors dedup jobs by event id.
-				return Outcome{Job: job}
+				return Outcome{} // a replayed duplicate, already waiting
 			}
 		}
 		next := *st

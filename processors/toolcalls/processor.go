@@ -89,7 +89,7 @@ func (p *Processor) onCall(ctx goka.Context, msg any) {
 		p.log.Error("dropping call of wrong type", "type", fmt.Sprintf("%T", msg))
 		return
 	}
-	p.apply(ctx, OnCall(state(ctx), job, time.Now()))
+	p.apply(ctx, OnCall(state(ctx), job, ctx.Offset(), time.Now()))
 }
 
 func (p *Processor) onResult(ctx goka.Context, msg any) {
