@@ -45,20 +45,7 @@ func (e *Executor) commit(ctx context.Context) {
 	e.mu.Lock()
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for p, pt := range e.pending {
-		keys := make([]int64, 0, len(pt.inflight))
-		for o := range pt.inflight {
-			keys = append(keys, o)
-		}
-		sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-		next := int64(-1)
-		for _, o := range keys {
-			if !pt.inflight[o] {
-				break
-			}
-			next = o + 1
-			delete(pt.inflight, o)
-		}
-		if next >= 0 {
+		if next := pt.advance(); next >= 0 {
 			if offsets[pt.topic] == nil {
 				offsets[pt.topic] = map[int32]kgo.EpochOffset{}
 			}
@@ -87,4 +74,23 @@ func (e *Executor) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 		}
 	}
 	e.mu.Unlock()
+}
+
+// advance forgets the longest prefix of finished offsets and returns the
+// offset to commit after it, or -1 when the lowest fetched job still runs.
+func (pt *partitionTrack) advance() int64 {
+	keys := make([]int64, 0, len(pt.inflight))
+	for o := range pt.inflight {
+		keys = append(keys, o)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	next := int64(-1)
+	for _, o := range keys {
+		if !pt.inflight[o] {
+			break
+		}
+		next = o + 1
+		delete(pt.inflight, o)
+	}
+	return next
 }

@@ -282,10 +282,7 @@ func (n *notifier) Progress(ctx context.Context, progress, total float64, messag
 }
 
 func (n *notifier) Log(ctx context.Context, level, logger string, data any) error {
-	// Clients opt in to logs (logging/setLevel, or _meta logLevel in
-	// 2026-07-28); without that, or below their level, nothing is sent.
-	min := processors.LogRank(n.job.LogLevel)
-	if min < 0 || processors.LogRank(level) < min {
+	if !wantsLog(n.job.LogLevel, level) {
 		return nil
 	}
 	params := map[string]any{"level": level, "data": data}
@@ -293,6 +290,14 @@ func (n *notifier) Log(ctx context.Context, level, logger string, data any) erro
 		params["logger"] = logger
 	}
 	return n.send(ctx, "notifications/message", params)
+}
+
+// wantsLog reports whether a message at level goes to a client that asked
+// for min. Clients opt in to logs (logging/setLevel, or _meta logLevel in
+// 2026-07-28); without that, or below their level, nothing is sent.
+func wantsLog(min, level string) bool {
+	m := processors.LogRank(min)
+	return m >= 0 && processors.LogRank(level) >= m
 }
 
 func (n *notifier) send(ctx context.Context, method string, params any) error {
