@@ -18,6 +18,9 @@ import (
 var (
 	now     = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	earlier = now.Add(-time.Minute)
+	// lastSeen is the fixture sessions' LastActivity: recent, so a request
+	// that changes nothing else leaves the table alone.
+	lastSeen = now.Add(-time.Second)
 )
 
 const (
@@ -81,13 +84,21 @@ func header(v string) func(*schemas.RequestEvent) {
 
 func session(state schemas.SessionLifecycle, mods ...func(*schemas.SessionState)) *schemas.SessionState {
 	st := &schemas.SessionState{SessionID: sid, State: state, ProtocolVersion: processors.Version20251125,
-		ClientInfo: []byte(`{"name":"c"}`), Principal: alice, CreatedAt: earlier, LastActivity: earlier,
+		ClientInfo: []byte(`{"name":"c"}`), Principal: alice, CreatedAt: earlier, LastActivity: lastSeen,
 		LastOffset: lastApply, Requests: 3}
 	for _, m := range mods {
 		m(st)
 	}
 	return st
 }
+
+// idle makes a session's last activity d before now.
+func idle(d time.Duration) func(*schemas.SessionState) {
+	return func(st *schemas.SessionState) { st.LastActivity = now.Add(-d) }
+}
+
+// stale is idle long enough for any request to write the activity time.
+var stale = idle(sessions.ActivityResolution + time.Second)
 
 // negotiated gives a session client capabilities and a log level.
 func negotiated(st *schemas.SessionState) {
@@ -172,6 +183,19 @@ func wantState(state schemas.SessionLifecycle, requests int64) func(*testing.T, 
 		}
 		if st.SessionID != sid || st.Principal != alice || st.ProtocolVersion != processors.Version20251125 || !st.CreatedAt.Equal(earlier) {
 			t.Errorf("identity fields changed: %+v", st)
+		}
+	}
+}
+
+// wantTouched expects base with only the activity written: LastActivity
+// now, LastOffset nextOff, one more request.
+func wantTouched(base *schemas.SessionState) func(*testing.T, *schemas.SessionState) {
+	return func(t *testing.T, st *schemas.SessionState) {
+		t.Helper()
+		w := *base
+		w.LastActivity, w.LastOffset, w.Requests = now, nextOff, base.Requests+1
+		if !reflect.DeepEqual(st, &w) {
+			t.Errorf("state = %+v\nwant    %+v", st, &w)
 		}
 	}
 }
@@ -274,56 +298,59 @@ func TestHandle(t *testing.T) {
 		// lifecycle notifications
 		{name: "notifications/initialized activates", st: session(schemas.SessionInitializing), ev: notif("notifications/initialized"), offset: nextOff,
 			want: want{status: 202, kind: schemas.ReplyAccepted, state: wantState(schemas.SessionActive, 4)}},
-		{name: "other notification keeps the state", st: session(schemas.SessionInitializing), ev: notif("notifications/cancelled"), offset: nextOff,
-			want: want{status: 202, kind: schemas.ReplyAccepted, state: wantState(schemas.SessionInitializing, 4)}},
-		{name: "client response is accepted", st: session(schemas.SessionActive), ev: ev(schemas.KindResponse, "", `{}`), offset: nextOff,
-			want: want{status: 202, kind: schemas.ReplyAccepted, state: wantState(schemas.SessionActive, 4)}},
+		{name: "other notification writes nothing", st: session(schemas.SessionInitializing), ev: notif("notifications/cancelled"), offset: nextOff,
+			want: want{status: 202, kind: schemas.ReplyAccepted}},
+		{name: "second notifications/initialized on an active session writes nothing", st: session(schemas.SessionActive),
+			ev: notif("notifications/initialized"), offset: nextOff,
+			want: want{status: 202, kind: schemas.ReplyAccepted}},
+		{name: "client response is accepted, writes nothing", st: session(schemas.SessionActive), ev: ev(schemas.KindResponse, "", `{}`), offset: nextOff,
+			want: want{status: 202, kind: schemas.ReplyAccepted}},
 		{name: "SESSION_DELETE closes", st: session(schemas.SessionActive), ev: ev(schemas.KindSessionDelete, "", ""), offset: nextOff,
 			want: want{status: 200, kind: schemas.ReplyAccepted, state: wantState(schemas.SessionClosed, 4)}},
 
 		// requests
-		{name: "ping", st: session(schemas.SessionActive), ev: req("ping", ""), offset: nextOff,
+		{name: "ping writes nothing", st: session(schemas.SessionActive), ev: req("ping", ""), offset: nextOff,
 			want: want{status: 200, result: func(t *testing.T, r map[string]any) {
 				if len(r) != 0 {
 					t.Errorf("ping result = %v, want {}", r)
 				}
-			}, state: wantState(schemas.SessionActive, 4)}},
+			}}},
 		{name: "ping with matching MCP-Protocol-Version", st: session(schemas.SessionActive), ev: req("ping", "", header(processors.Version20251125)), offset: nextOff,
-			want: want{status: 200, result: func(*testing.T, map[string]any) {}, state: wantState(schemas.SessionActive, 4)}},
+			want: want{status: 200, result: func(*testing.T, map[string]any) {}}},
 		{name: "tools/list", st: session(schemas.SessionActive), ev: req("tools/list", `{}`), offset: nextOff,
-			want: want{status: 200, result: wantTools, state: wantState(schemas.SessionActive, 4)}},
+			want: want{status: 200, result: wantTools}},
 		{name: "tools/call forwards a job with arguments and progress token", st: session(schemas.SessionActive),
 			ev:     req("tools/call", `{"name":"echo","arguments":{"x":1},"_meta":{"progressToken":"p-1"}}`),
 			offset: nextOff,
-			want:   want{noReply: true, state: wantState(schemas.SessionActive, 4), forward: forwardOf("echo", `{"x":1}`, `"p-1"`, sid)}},
+			want:   want{noReply: true, forward: forwardOf("echo", `{"x":1}`, `"p-1"`, sid)}},
 		{name: "tools/call with numeric progress token", st: session(schemas.SessionActive),
 			ev:     req("tools/call", `{"name":"echo","arguments":{},"_meta":{"progressToken":42}}`),
 			offset: nextOff,
-			want:   want{noReply: true, state: wantState(schemas.SessionActive, 4), forward: forwardOf("echo", `{}`, `42`, sid)}},
+			want:   want{noReply: true, forward: forwardOf("echo", `{}`, `42`, sid)}},
 		{name: "tools/call without arguments or token", st: session(schemas.SessionActive),
 			ev:     req("tools/call", `{"name":"slow"}`),
 			offset: nextOff,
-			want:   want{noReply: true, state: wantState(schemas.SessionActive, 4), forward: forwardOf("slow", "", "", sid)}},
+			want:   want{noReply: true, forward: forwardOf("slow", "", "", sid)}},
 		{name: "tools/call with null arguments and null token", st: session(schemas.SessionActive),
 			ev:     req("tools/call", `{"name":"slow","arguments":null,"_meta":{"progressToken":null}}`),
 			offset: nextOff,
-			want:   want{noReply: true, state: wantState(schemas.SessionActive, 4), forward: forwardOf("slow", "", "", sid)}},
+			want:   want{noReply: true, forward: forwardOf("slow", "", "", sid)}},
 		{name: "tools/call missing name", st: session(schemas.SessionActive), ev: req("tools/call", `{"arguments":{}}`), offset: nextOff,
-			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams}},
 		{name: "tools/call empty name", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":""}`), offset: nextOff,
-			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams}},
 		{name: "tools/call without params", st: session(schemas.SessionActive), ev: req("tools/call", ""), offset: nextOff,
-			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams}},
 		{name: "tools/call array arguments", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":"echo","arguments":[1]}`), offset: nextOff,
-			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams}},
 		{name: "tools/call string arguments", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":"echo","arguments":"x"}`), offset: nextOff,
-			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams}},
 		{name: "tools/call name not a string", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":5}`), offset: nextOff,
-			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams}},
 		{name: "tools/call unknown tool", st: session(schemas.SessionActive), ev: req("tools/call", `{"name":"nope","arguments":{}}`), offset: nextOff,
-			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantState(schemas.SessionActive, 4)}},
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams}},
 		{name: "unknown method", st: session(schemas.SessionActive), ev: req("resources/list", `{}`), offset: nextOff,
-			want: want{status: 200, errCode: jsonrpc.CodeMethodNotFound, state: wantState(schemas.SessionActive, 4)}},
+			want: want{status: 200, errCode: jsonrpc.CodeMethodNotFound}},
 		{name: "logging/setLevel stores the level", st: session(schemas.SessionActive), ev: req("logging/setLevel", `{"level":"warning"}`), offset: nextOff,
 			want: want{status: 200, result: func(t *testing.T, r map[string]any) {
 				if len(r) != 0 {
@@ -332,21 +359,75 @@ func TestHandle(t *testing.T) {
 			}, state: logLevel("warning", wantState(schemas.SessionActive, 4))}},
 		{name: "logging/setLevel replaces the level", st: session(schemas.SessionActive, negotiated), ev: req("logging/setLevel", `{"level":"debug"}`), offset: nextOff,
 			want: want{status: 200, result: func(*testing.T, map[string]any) {}, state: logLevel("debug", wantState(schemas.SessionActive, 4))}},
-		{name: "logging/setLevel with an unknown level", st: session(schemas.SessionActive, negotiated), ev: req("logging/setLevel", `{"level":"verbose"}`), offset: nextOff,
-			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: logLevel("info", wantState(schemas.SessionActive, 4))}},
-		{name: "logging/setLevel without a level", st: session(schemas.SessionActive), ev: req("logging/setLevel", `{}`), offset: nextOff,
-			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: logLevel("", wantState(schemas.SessionActive, 4))}},
+		{name: "logging/setLevel with an unknown level writes nothing", st: session(schemas.SessionActive, negotiated), ev: req("logging/setLevel", `{"level":"verbose"}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams}},
+		{name: "logging/setLevel without a level writes nothing", st: session(schemas.SessionActive), ev: req("logging/setLevel", `{}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams}},
 		{name: "replayed logging/setLevel changes nothing", st: session(schemas.SessionActive, negotiated), ev: req("logging/setLevel", `{"level":"error"}`), offset: lastApply,
 			want: want{status: 200, result: func(*testing.T, map[string]any) {}}},
 		{name: "tools/call carries the session's capabilities and log level", st: session(schemas.SessionActive, negotiated),
 			ev:     req("tools/call", `{"name":"echo","_meta":{"io.modelcontextprotocol/clientCapabilities":{"sampling":{}},"io.modelcontextprotocol/logLevel":"debug"}}`),
 			offset: nextOff,
-			want: want{noReply: true, state: logLevel("info", wantState(schemas.SessionActive, 4)), forward: forwardOf("echo", "", "", sid, func(j *schemas.ToolJob) {
+			want: want{noReply: true, forward: forwardOf("echo", "", "", sid, func(j *schemas.ToolJob) {
 				j.ClientCapabilities = []byte(`{"elicitation":{}}`)
 				j.LogLevel = "info"
 			})}},
 		{name: "request before notifications/initialized is served", st: session(schemas.SessionInitializing), ev: req("ping", ""), offset: nextOff,
-			want: want{status: 200, result: func(*testing.T, map[string]any) {}, state: wantState(schemas.SessionInitializing, 4)}},
+			want: want{status: 200, result: func(*testing.T, map[string]any) {}}},
+
+		// activity resolution: a request that changes nothing but the
+		// activity time writes it only once it is ActivityResolution old
+		{name: "ping right after activity writes nothing", st: session(schemas.SessionActive, idle(0)), ev: req("ping", ""), offset: nextOff,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {}}},
+		{name: "ping just within the resolution writes nothing", st: session(schemas.SessionActive, idle(sessions.ActivityResolution-time.Millisecond)),
+			ev: req("ping", ""), offset: nextOff,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {}}},
+		{name: "ping exactly the resolution after activity writes it", st: session(schemas.SessionActive, idle(sessions.ActivityResolution)),
+			ev: req("ping", ""), offset: nextOff,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {},
+				state: wantTouched(session(schemas.SessionActive, idle(sessions.ActivityResolution)))}},
+		{name: "ping 11 s after activity writes the new activity time", st: session(schemas.SessionActive, negotiated, stale), ev: req("ping", ""), offset: nextOff,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {},
+				state: wantTouched(session(schemas.SessionActive, negotiated, stale))}},
+		{name: "request before notifications/initialized, stale, writes the activity time", st: session(schemas.SessionInitializing, stale),
+			ev: req("ping", ""), offset: nextOff,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {},
+				state: wantTouched(session(schemas.SessionInitializing, stale))}},
+		{name: "tools/list, stale, writes the activity time", st: session(schemas.SessionActive, stale), ev: req("tools/list", `{}`), offset: nextOff,
+			want: want{status: 200, result: wantTools, state: wantTouched(session(schemas.SessionActive, stale))}},
+		{name: "tools/call, stale, forwards and writes the activity time", st: session(schemas.SessionActive, negotiated, stale),
+			ev: req("tools/call", `{"name":"echo","arguments":{"x":1}}`), offset: nextOff,
+			want: want{noReply: true, state: wantTouched(session(schemas.SessionActive, negotiated, stale)),
+				forward: forwardOf("echo", `{"x":1}`, "", sid, func(j *schemas.ToolJob) {
+					j.ClientCapabilities = []byte(`{"elicitation":{}}`)
+					j.LogLevel = "info"
+				})}},
+		{name: "tools/call unknown tool, stale, writes the activity time", st: session(schemas.SessionActive, stale),
+			ev: req("tools/call", `{"name":"nope"}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantTouched(session(schemas.SessionActive, stale))}},
+		{name: "unknown method, stale, writes the activity time", st: session(schemas.SessionActive, stale), ev: req("resources/list", `{}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeMethodNotFound, state: wantTouched(session(schemas.SessionActive, stale))}},
+		{name: "logging/setLevel with an unknown level, stale, keeps the level", st: session(schemas.SessionActive, negotiated, stale),
+			ev: req("logging/setLevel", `{"level":"verbose"}`), offset: nextOff,
+			want: want{status: 200, errCode: jsonrpc.CodeInvalidParams, state: wantTouched(session(schemas.SessionActive, negotiated, stale))}},
+		{name: "other notification, stale, writes the activity time", st: session(schemas.SessionActive, stale), ev: notif("notifications/cancelled"), offset: nextOff,
+			want: want{status: 202, kind: schemas.ReplyAccepted, state: wantTouched(session(schemas.SessionActive, stale))}},
+		{name: "second notifications/initialized, stale, writes only the activity time", st: session(schemas.SessionActive, stale),
+			ev: notif("notifications/initialized"), offset: nextOff,
+			want: want{status: 202, kind: schemas.ReplyAccepted, state: wantTouched(session(schemas.SessionActive, stale))}},
+		{name: "client response, stale, writes the activity time", st: session(schemas.SessionActive, stale), ev: ev(schemas.KindResponse, "", `{}`), offset: nextOff,
+			want: want{status: 202, kind: schemas.ReplyAccepted, state: wantTouched(session(schemas.SessionActive, stale))}},
+		{name: "replayed ping, stale, writes nothing", st: session(schemas.SessionActive, stale), ev: req("ping", ""), offset: lastApply,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {}}},
+		// lifecycle changes are written however recent the activity
+		{name: "first notifications/initialized right after activity is written", st: session(schemas.SessionInitializing, idle(0)),
+			ev: notif("notifications/initialized"), offset: nextOff,
+			want: want{status: 202, kind: schemas.ReplyAccepted, state: wantState(schemas.SessionActive, 4)}},
+		{name: "logging/setLevel right after activity is written", st: session(schemas.SessionActive, idle(0)),
+			ev: req("logging/setLevel", `{"level":"error"}`), offset: nextOff,
+			want: want{status: 200, result: func(*testing.T, map[string]any) {}, state: logLevel("error", wantState(schemas.SessionActive, 4))}},
+		{name: "SESSION_DELETE right after activity is written", st: session(schemas.SessionActive, idle(0)), ev: ev(schemas.KindSessionDelete, "", ""), offset: nextOff,
+			want: want{status: 200, kind: schemas.ReplyAccepted, state: wantState(schemas.SessionClosed, 4)}},
 
 		// session not usable
 		{name: "missing session", ev: req("ping", ""), offset: nextOff,
@@ -544,39 +625,79 @@ func TestHandleInstructions(t *testing.T) {
 }
 
 // TestHandleLifecycle drives one session through its whole life the way the
-// processor does: each outcome's state feeds the next event.
+// processor does: each outcome's state (when there is one) feeds the next
+// event, the event at index i has offset i and arrives at its at.
 func TestHandleLifecycle(t *testing.T) {
 	env := testEnv()
+	t0 := now
 	var st *schemas.SessionState
 	steps := []struct {
-		name   string
-		ev     *schemas.RequestEvent
-		status int
-		state  schemas.SessionLifecycle // "" : unchanged
+		name    string
+		ev      *schemas.RequestEvent
+		offset  int64         // default: the step's index
+		at      time.Duration // since t0
+		status  int           // 0: no reply (a forwarded tools/call)
+		forward bool
+		// written: the table value after the step (nil: none written).
+		state    schemas.SessionLifecycle
+		requests int64
 	}{
-		{"initialize", req("initialize", `{"protocolVersion":"2025-11-25"}`), 200, schemas.SessionInitializing},
-		{"initialized", notif("notifications/initialized"), 202, schemas.SessionActive},
-		{"ping", req("ping", ""), 200, schemas.SessionActive},
-		{"delete", ev(schemas.KindSessionDelete, "", ""), 200, schemas.SessionClosed},
-		{"ping after delete", req("ping", ""), 404, ""},
-		{"initialize again", req("initialize", `{"protocolVersion":"2025-11-25"}`), 400, ""},
+		{name: "initialize", ev: req("initialize", `{"protocolVersion":"2025-11-25"}`), at: 0, status: 200,
+			state: schemas.SessionInitializing, requests: 1},
+		{name: "initialized", ev: notif("notifications/initialized"), at: time.Second, status: 202,
+			state: schemas.SessionActive, requests: 2},
+		{name: "ping", ev: req("ping", ""), at: 2 * time.Second, status: 200},
+		{name: "tools/list", ev: req("tools/list", `{}`), at: 3 * time.Second, status: 200},
+		{name: "tools/call", ev: req("tools/call", `{"name":"echo"}`), at: 5 * time.Second, forward: true},
+		{name: "ping once the activity is stale", ev: req("ping", ""), at: 12 * time.Second, status: 200,
+			state: schemas.SessionActive, requests: 3},
+		{name: "redelivered tools/call forwards again, writes nothing", ev: req("tools/call", `{"name":"echo"}`), offset: 4,
+			at: 12 * time.Second, forward: true},
+		{name: "initialized again", ev: notif("notifications/initialized"), at: 13 * time.Second, status: 202},
+		{name: "logging/setLevel", ev: req("logging/setLevel", `{"level":"info"}`), at: 14 * time.Second, status: 200,
+			state: schemas.SessionActive, requests: 4},
+		{name: "ping within the resolution of the level change", ev: req("ping", ""), at: 23 * time.Second, status: 200},
+		{name: "delete", ev: ev(schemas.KindSessionDelete, "", ""), at: 24 * time.Second, status: 200,
+			state: schemas.SessionClosed, requests: 5},
+		{name: "ping after delete", ev: req("ping", ""), at: time.Minute, status: 404},
+		{name: "initialize again", ev: req("initialize", `{"protocolVersion":"2025-11-25"}`), at: time.Minute, status: 400},
 	}
 	for i, s := range steps {
-		t.Run(s.name, func(t *testing.T) {
-			out := sessions.Handle(env, st, s.ev, int64(i), now)
-			if out.Reply == nil || out.Reply.HTTPStatus != s.status {
-				t.Fatalf("reply = %+v, want status %d", out.Reply, s.status)
+		offset := s.offset
+		if offset == 0 {
+			offset = int64(i)
+		}
+		ok := t.Run(s.name, func(t *testing.T) {
+			at := t0.Add(s.at)
+			out := sessions.Handle(env, st, s.ev, offset, at)
+			switch {
+			case s.status == 0 && out.Reply != nil:
+				t.Errorf("reply = %+v, want none", out.Reply)
+			case s.status != 0 && (out.Reply == nil || out.Reply.HTTPStatus != s.status):
+				t.Errorf("reply = %+v, want status %d", out.Reply, s.status)
+			}
+			if (out.Forward != nil) != s.forward {
+				t.Errorf("forward = %+v, want one: %v", out.Forward, s.forward)
 			}
 			if s.state == "" {
 				if out.State != nil {
-					t.Fatalf("state changed to %+v", out.State)
+					t.Errorf("state written: %+v", out.State)
 				}
 				return
 			}
-			if out.State == nil || out.State.State != s.state || out.State.LastOffset != int64(i) || out.State.Requests != int64(i+1) {
-				t.Fatalf("state = %+v, want %s at offset %d with %d requests", out.State, s.state, i, i+1)
+			if out.State == nil || out.State.State != s.state || out.State.LastOffset != offset || out.State.Requests != s.requests ||
+				!out.State.LastActivity.Equal(at) {
+				t.Errorf("state = %+v, want %s at offset %d with %d requests, last active %v", out.State, s.state, offset, s.requests, at)
 			}
-			st = out.State
+			if out.State != nil {
+				st = out.State
+			}
 		})
+		if !ok {
+			t.FailNow() // later steps depend on this one's state
+		}
+	}
+	if st.LogLevel != "info" || !st.CreatedAt.Equal(t0) {
+		t.Errorf("final state = %+v, want log level info, created at %v", st, t0)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
@@ -109,14 +110,17 @@ func TestProcessorGraph(t *testing.T) {
 	}
 
 	// Steps run in order on one processor; each sees the table the previous
-	// ones left.
+	// ones left. The processor reads the wall clock: the steps follow each
+	// other within ActivityResolution, so a request that changes nothing but
+	// the activity time writes nothing unless a step made the activity stale.
+	// The tester numbers the requests topic's events 0, 1, ... in step order.
 	steps := []struct {
 		name string
 		key  string // request topic key; default the session id
 		ev   *schemas.RequestEvent
 		// expectations
-		state    schemas.SessionLifecycle // table value after the step; "" skips
-		offset   int64                    // LastOffset expected with state
+		written  schemas.SessionLifecycle // the step writes the table: this state at the step's offset; "": the table is unchanged
+		offset   int64                    // the step's offset on the requests topic
 		status   int                      // reply status; 0: no reply
 		errCode  int
 		result   func(t *testing.T, r map[string]any)
@@ -124,7 +128,7 @@ func TestProcessorGraph(t *testing.T) {
 		setState *schemas.SessionState
 	}{
 		{name: "initialize", ev: reqEv(schemas.KindRequest, "initialize", `{"protocolVersion":"2025-06-18","capabilities":{"elicitation":{}},"clientInfo":{"name":"c"}}`, "t0"),
-			state: schemas.SessionInitializing, offset: 0, status: 200,
+			written: schemas.SessionInitializing, offset: 0, status: 200,
 			result: func(t *testing.T, r map[string]any) {
 				if r["protocolVersion"] != "2025-06-18" {
 					t.Errorf("protocolVersion = %v", r["protocolVersion"])
@@ -134,9 +138,9 @@ func TestProcessorGraph(t *testing.T) {
 				}
 			}},
 		{name: "initialized", ev: reqEv(schemas.KindNotification, "notifications/initialized", "", "t1"),
-			state: schemas.SessionActive, offset: 1, status: 202},
-		{name: "tools/list lists the conformance tools", ev: reqEv(schemas.KindRequest, "tools/list", `{}`, "t2"),
-			state: schemas.SessionActive, offset: 2, status: 200,
+			written: schemas.SessionActive, offset: 1, status: 202},
+		{name: "tools/list lists the conformance tools, writes nothing", ev: reqEv(schemas.KindRequest, "tools/list", `{}`, "t2"),
+			offset: 2, status: 200,
 			result: func(t *testing.T, r map[string]any) {
 				list, _ := r["tools"].([]any)
 				var names []string
@@ -153,34 +157,43 @@ func TestProcessorGraph(t *testing.T) {
 					}
 				}
 			}},
-		{name: "tools/call is forwarded, not answered",
-			ev:    reqEv(schemas.KindRequest, "tools/call", `{"name":"test_tool_with_progress","arguments":{},"_meta":{"progressToken":"pt"}}`, "t3"),
-			state: schemas.SessionActive, offset: 3,
+		{name: "tools/call is forwarded, not answered, writes nothing",
+			ev:     reqEv(schemas.KindRequest, "tools/call", `{"name":"test_tool_with_progress","arguments":{},"_meta":{"progressToken":"pt"}}`, "t3"),
+			offset: 3,
 			job: &schemas.ToolJob{EventID: "ev-t3", SessionID: sess, Principal: alice, Tool: conformance.ToolWithProgress,
 				Arguments: []byte(`{}`), ProgressToken: []byte(`"pt"`), ReplyGateway: gw, ReplyToken: "t3",
 				ClientCapabilities: []byte(`{"elicitation":{}}`)}},
 		{name: "tools/call of an unknown tool is answered", ev: reqEv(schemas.KindRequest, "tools/call", `{"name":"nope"}`, "t4"),
-			state: schemas.SessionActive, offset: 4, status: 200, errCode: jsonrpc.CodeInvalidParams},
-		{name: "request without gateway changes state, emits no reply",
+			offset: 4, status: 200, errCode: jsonrpc.CodeInvalidParams},
+		{name: "second notifications/initialized writes nothing", ev: reqEv(schemas.KindNotification, "notifications/initialized", "", "t5"),
+			offset: 5, status: 202},
+		{name: "request without gateway emits no reply",
 			ev: func() *schemas.RequestEvent {
-				e := reqEv(schemas.KindRequest, "ping", "", "t5")
+				e := reqEv(schemas.KindRequest, "ping", "", "t6")
 				e.ReplyGateway = ""
 				return e
 			}(),
-			state: schemas.SessionActive, offset: 5},
+			offset: 6},
+		{name: "ping once the activity is stale writes it",
+			setState: &schemas.SessionState{SessionID: sess, State: schemas.SessionActive, ProtocolVersion: "2025-06-18",
+				Principal: alice, CreatedAt: now, LastActivity: time.Now().Add(-time.Minute), LastOffset: 1, Requests: 2},
+			ev:      reqEv(schemas.KindRequest, "ping", "", "t7"),
+			written: schemas.SessionActive, offset: 7, status: 200},
+		{name: "ping right after writes nothing", ev: reqEv(schemas.KindRequest, "ping", "", "t8"),
+			offset: 8, status: 200},
 		{name: "replayed offset changes nothing but is answered",
 			setState: &schemas.SessionState{SessionID: sess, State: schemas.SessionActive, ProtocolVersion: "2025-06-18",
-				Principal: alice, CreatedAt: now, LastActivity: now, LastOffset: 1000, Requests: 77},
-			ev:    reqEv(schemas.KindRequest, "ping", "", "t6"),
-			state: schemas.SessionActive, offset: 1000, status: 200},
+				Principal: alice, CreatedAt: now, LastActivity: time.Now().Add(-time.Minute), LastOffset: 1000, Requests: 77},
+			ev:     reqEv(schemas.KindRequest, "ping", "", "t9"),
+			offset: 9, status: 200},
 		{name: "stateless server/discover keyed by event id",
 			key: "ev-stateless",
 			ev: func() *schemas.RequestEvent {
-				e := reqEv(schemas.KindRequest, "server/discover", `{}`, "t7")
+				e := reqEv(schemas.KindRequest, "server/discover", `{}`, "t10")
 				e.SessionID, e.EventID = "", "ev-stateless"
 				return e
 			}(),
-			status: 200,
+			offset: 10, status: 200,
 			result: func(t *testing.T, r map[string]any) {
 				if r["resultType"] != "complete" {
 					t.Errorf("resultType = %v", r["resultType"])
@@ -188,11 +201,11 @@ func TestProcessorGraph(t *testing.T) {
 			}},
 		{name: "delete closes",
 			setState: &schemas.SessionState{SessionID: sess, State: schemas.SessionActive, ProtocolVersion: "2025-06-18",
-				Principal: alice, CreatedAt: now, LastActivity: now, LastOffset: 5, Requests: 6},
-			ev:    reqEv(schemas.KindSessionDelete, "", "", "t8"),
-			state: schemas.SessionClosed, offset: 8, status: 200},
-		{name: "closed session is not found", ev: reqEv(schemas.KindRequest, "ping", "", "t9"),
-			state: schemas.SessionClosed, offset: 8, status: 404, errCode: jsonrpc.CodeSessionNotFound},
+				Principal: alice, CreatedAt: now, LastActivity: time.Now(), LastOffset: 5, Requests: 6},
+			ev:      reqEv(schemas.KindSessionDelete, "", "", "t11"),
+			written: schemas.SessionClosed, offset: 11, status: 200},
+		{name: "closed session is not found", ev: reqEv(schemas.KindRequest, "ping", "", "t12"),
+			offset: 12, status: 404, errCode: jsonrpc.CodeSessionNotFound},
 	}
 
 	for _, s := range steps {
@@ -204,10 +217,11 @@ func TestProcessorGraph(t *testing.T) {
 			if key == "" {
 				key = sess
 			}
-			var reqBefore int64
+			var before *schemas.SessionState
 			if v := tt.TableValue(table, sess); v != nil {
-				reqBefore = v.(*schemas.SessionState).Requests
+				before = v.(*schemas.SessionState)
 			}
+			start := time.Now().Truncate(time.Millisecond) // the table keeps milliseconds
 			tt.Consume(topics.Requests(), key, s.ev)
 
 			if s.key != "" {
@@ -215,17 +229,28 @@ func TestProcessorGraph(t *testing.T) {
 					t.Errorf("stateless request stored a table value: %+v", v)
 				}
 			}
-			if s.state != "" {
-				st := session(t)
-				if st.State != s.state || st.LastOffset != s.offset || st.ProtocolVersion != "2025-06-18" || st.Principal != alice {
-					t.Errorf("table value = %+v, want %s at offset %d", st, s.state, s.offset)
+			if s.written == "" {
+				var after *schemas.SessionState
+				if v := tt.TableValue(table, sess); v != nil {
+					after = v.(*schemas.SessionState)
 				}
-				want := reqBefore
-				if s.offset != 1000 && s.status != 404 { // applied, not replayed or rejected
-					want++
+				if !reflect.DeepEqual(after, before) {
+					t.Errorf("table value = %+v\nwant unchanged %+v", after, before)
+				}
+			} else {
+				st := session(t)
+				if st.State != s.written || st.LastOffset != s.offset || st.ProtocolVersion != "2025-06-18" || st.Principal != alice {
+					t.Errorf("table value = %+v, want %s at offset %d", st, s.written, s.offset)
+				}
+				var want int64 = 1
+				if before != nil {
+					want = before.Requests + 1
 				}
 				if st.Requests != want {
 					t.Errorf("Requests = %d, want %d", st.Requests, want)
+				}
+				if st.LastActivity.Before(start) {
+					t.Errorf("LastActivity = %v, want the processing time (at or after %v)", st.LastActivity, start)
 				}
 			}
 

@@ -44,9 +44,13 @@ func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, offset int64, now t
 	}
 	switch st.Status {
 	case schemas.CallCompleted:
-		next := *st
-		next.Duplicates++
-		out := Outcome{State: &next}
+		out := Outcome{}
+		if offset != st.CallOffset {
+			// A replay of the creating event is not a duplicate call.
+			next := *st
+			next.Duplicates++
+			out.State = &next
+		}
 		if w.Gateway != "" {
 			out.Replies = []*schemas.ReplyEvent{replyTo(w, st, now)}
 		}

@@ -3,6 +3,7 @@ package toolcalls_test
 import (
 	"context"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/lovoo/goka"
@@ -56,32 +57,59 @@ func TestProcessorGraph(t *testing.T) {
 		call   *schemas.ToolJob
 		result *schemas.ToolResult
 	}
-	mallory := func(j *schemas.ToolJob) { j.Principal = "bearer:mallory" }
+	// The tester gives the events of the toolcalls topic offsets 0, 1, ...
+	// in each subtest, so two inputs are always two events at two offsets.
 	cases := []struct {
-		name    string
-		inputs  []input
-		jobs    int
-		replies []schemas.Waiter // in order
-		status  schemas.ToolCallStatus
-		dups    int32
+		name string
+		// setState is the table value before the inputs: a call applied
+		// before a crash whose offset was not committed.
+		setState *schemas.ToolCallState
+		inputs   []input
+		jobs     int
+		replies  []schemas.Waiter // in order
+		refused  []schemas.Waiter // those of replies refused (another principal)
+		status   schemas.ToolCallStatus
+		dups     int32
 	}{
 		{name: "same event twice and a result: one job, one reply per waiter",
 			inputs: []input{{call: job(w1)}, {call: job(w2)}, {result: res}},
 			jobs:   1, replies: []schemas.Waiter{w1, w2}, status: schemas.CallCompleted, dups: 1},
+		{name: "same event twice from the same waiter: one job, one reply",
+			inputs: []input{{call: job(w1)}, {call: job(w1)}, {result: res}},
+			jobs:   1, replies: []schemas.Waiter{w1}, status: schemas.CallCompleted},
+		{name: "same event twice without a gateway: one job",
+			inputs: []input{{call: job(noGW)}, {call: job(noGW)}, {result: res}},
+			jobs:   1, status: schemas.CallCompleted, dups: 1},
 		{name: "second result is ignored",
 			inputs: []input{{call: job(w1)}, {call: job(w2)}, {result: res}, {result: res}},
 			jobs:   1, replies: []schemas.Waiter{w1, w2}, status: schemas.CallCompleted, dups: 1},
 		{name: "duplicate after completion is answered from the table",
 			inputs: []input{{call: job(w1)}, {result: res}, {call: job(w2)}},
 			jobs:   1, replies: []schemas.Waiter{w1, w2}, status: schemas.CallCompleted, dups: 1},
-		{name: "redelivery dispatches again, answers once",
-			inputs: []input{{call: job(w1)}, {call: job(w1)}, {result: res}},
-			jobs:   2, replies: []schemas.Waiter{w1}, status: schemas.CallCompleted},
+		{name: "redelivery of the applied call dispatches again, answers once",
+			setState: func() *schemas.ToolCallState {
+				st := running(w1)
+				st.CallOffset = 0 // the offset the first input gets
+				return st
+			}(),
+			inputs: []input{{call: job(w1)}, {result: res}},
+			jobs:   1, replies: []schemas.Waiter{w1}, status: schemas.CallCompleted},
+		{name: "redelivery of an applied call without a gateway dispatches again",
+			setState: func() *schemas.ToolCallState {
+				st := running()
+				st.CallOffset = 0
+				return st
+			}(),
+			inputs: []input{{call: job(noGW)}},
+			jobs:   1, status: schemas.CallRunning},
 		{name: "running call collects waiters",
 			inputs: []input{{call: job(w1)}, {call: job(w2)}, {call: job(w3)}},
 			jobs:   1, status: schemas.CallRunning, dups: 2},
-		{name: "other principal is ignored",
-			inputs: []input{{call: job(w1)}, {call: job(w2, mallory)}, {result: res}},
+		{name: "other principal is refused",
+			inputs: []input{{call: job(w1)}, {call: job(w2, byMallory)}, {result: res}},
+			jobs:   1, replies: []schemas.Waiter{w2, w1}, refused: []schemas.Waiter{w2}, status: schemas.CallCompleted},
+		{name: "other principal without a gateway is ignored",
+			inputs: []input{{call: job(w1)}, {call: job(noGW, byMallory)}, {result: res}},
 			jobs:   1, replies: []schemas.Waiter{w1}, status: schemas.CallCompleted},
 		{name: "result for an unknown call is ignored",
 			inputs: []input{{result: res}}},
@@ -94,6 +122,9 @@ func TestProcessorGraph(t *testing.T) {
 			jobs := tt.NewQueueTracker(topics.Jobs())
 			replies := tt.NewQueueTracker(topics.Replies())
 
+			if tc.setState != nil {
+				tt.SetTableValue(table, eventID, tc.setState)
+			}
 			for _, in := range tc.inputs {
 				if in.call != nil {
 					tt.Consume(topics.ToolCalls(), in.call.EventID, in.call)
@@ -128,10 +159,15 @@ func TestProcessorGraph(t *testing.T) {
 				if key != r.Gateway {
 					t.Errorf("reply keyed %q, addressed to %q", key, r.Gateway)
 				}
-				if r.EventID != eventID || r.Kind != schemas.ReplyResponse || r.HTTPStatus != 200 || r.SessionID != sid || string(r.Message) != response {
-					t.Errorf("reply = %+v (message %s)", r, r.Message)
+				w := schemas.Waiter{Gateway: r.Gateway, ReplyToken: r.ReplyToken}
+				wantSess, wantMsg := sid, response
+				if slices.Contains(tc.refused, w) {
+					wantSess, wantMsg = "sess-m", inUse
 				}
-				got = append(got, schemas.Waiter{Gateway: r.Gateway, ReplyToken: r.ReplyToken})
+				if r.EventID != eventID || r.Kind != schemas.ReplyResponse || r.HTTPStatus != 200 || r.SessionID != wantSess || string(r.Message) != wantMsg {
+					t.Errorf("reply to %v = %+v (message %s), want session %s, message %s", w, r, r.Message, wantSess, wantMsg)
+				}
+				got = append(got, w)
 			}
 			if !reflect.DeepEqual(got, tc.replies) {
 				t.Errorf("replies to %v, want %v", got, tc.replies)
@@ -151,11 +187,22 @@ func TestProcessorGraph(t *testing.T) {
 			if st.Status != tc.status || st.Duplicates != tc.dups || st.Principal != alice {
 				t.Errorf("table value = %+v, want %s with %d duplicates", st, tc.status, tc.dups)
 			}
+			if st.CallOffset != 0 {
+				t.Errorf("table value has call offset %d, want 0 (the first call's)", st.CallOffset)
+			}
 			if tc.status == schemas.CallCompleted && (len(st.Waiters) != 0 || string(st.Response) != response || st.CompletedAt.IsZero()) {
 				t.Errorf("completed value = %+v, want response, completion time and no waiters", st)
 			}
-			if tc.status == schemas.CallRunning && len(st.Waiters) != 1+int(tc.dups) {
-				t.Errorf("running value has %d waiters, want %d", len(st.Waiters), 1+tc.dups)
+			if tc.status == schemas.CallRunning {
+				var want []schemas.Waiter
+				for _, in := range tc.inputs {
+					if w := (schemas.Waiter{Gateway: in.call.ReplyGateway, ReplyToken: in.call.ReplyToken}); w.Gateway != "" {
+						want = append(want, w)
+					}
+				}
+				if !reflect.DeepEqual(st.Waiters, want) {
+					t.Errorf("running value has waiters %v, want %v", st.Waiters, want)
+				}
 			}
 		})
 	}
