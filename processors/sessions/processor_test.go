@@ -1,7 +1,6 @@
 package sessions_test
 
 import (
-	"context"
 	"reflect"
 	"testing"
 	"time"
@@ -10,23 +9,13 @@ import (
 	"github.com/lovoo/goka/tester"
 	"github.com/mcpstream/mcpstream/jsonrpc"
 	"github.com/mcpstream/mcpstream/processors"
+	"github.com/mcpstream/mcpstream/processors/processortest"
 	"github.com/mcpstream/mcpstream/processors/sessions"
 	"github.com/mcpstream/mcpstream/schemas"
 	"github.com/mcpstream/mcpstream/streams"
 	"github.com/mcpstream/mcpstream/tools"
 	"github.com/mcpstream/mcpstream/tools/conformance"
 )
-
-// signalAfter wraps a processor option so that ch is closed once goka has
-// applied it. With goka.WithTester that is the moment the processor is
-// registered with the tester; Consume before it would not wait for the
-// processor at all. O is goka's unexported options type, inferred.
-func signalAfter[O any](opt func(O, *goka.GroupGraph), ch chan struct{}) func(O, *goka.GroupGraph) {
-	return func(o O, gg *goka.GroupGraph) {
-		opt(o, gg)
-		close(ch)
-	}
-}
 
 // startSessions runs a sessions processor against tt until the test ends.
 func startSessions(t *testing.T, tt *tester.Tester) streams.Topics {
@@ -35,28 +24,9 @@ func startSessions(t *testing.T, tt *tester.Tester) streams.Topics {
 	if err != nil {
 		t.Fatal(err)
 	}
-	registered := make(chan struct{})
-	p, err := sessions.New(schemas.MustLoad(), tr, sessions.Config{
-		ClientID: "sessions-test",
-		Options:  []goka.ProcessorOption{signalAfter(goka.WithTester(tt), registered)},
+	processortest.Start(t, tt, func(opts []goka.ProcessorOption) (processortest.Runner, error) {
+		return sessions.New(schemas.MustLoad(), tr, sessions.Config{ClientID: "sessions-test", Options: opts})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-registered:
-	case err := <-done:
-		t.Fatalf("Run returned before the processor was set up: %v", err)
-	}
 	return streams.Topics{}
 }
 

@@ -1,53 +1,23 @@
 package toolcalls_test
 
 import (
-	"context"
 	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
+	"github.com/mcpstream/mcpstream/processors/processortest"
 	"github.com/mcpstream/mcpstream/processors/toolcalls"
 	"github.com/mcpstream/mcpstream/schemas"
 	"github.com/mcpstream/mcpstream/streams"
 )
 
-// signalAfter wraps a processor option so that ch is closed once goka has
-// applied it: with goka.WithTester, the moment the processor is registered
-// with the tester (a Consume before it would not wait for the processor).
-// O is goka's unexported options type, inferred.
-func signalAfter[O any](opt func(O, *goka.GroupGraph), ch chan struct{}) func(O, *goka.GroupGraph) {
-	return func(o O, gg *goka.GroupGraph) {
-		opt(o, gg)
-		close(ch)
-	}
-}
-
 func startToolCalls(t *testing.T, tt *tester.Tester) streams.Topics {
 	t.Helper()
-	registered := make(chan struct{})
-	p, err := toolcalls.New(schemas.MustLoad(), toolcalls.Config{
-		ClientID: "toolcalls-test",
-		Options:  []goka.ProcessorOption{signalAfter(goka.WithTester(tt), registered)},
+	processortest.Start(t, tt, func(opts []goka.ProcessorOption) (processortest.Runner, error) {
+		return toolcalls.New(schemas.MustLoad(), toolcalls.Config{ClientID: "toolcalls-test", Options: opts})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-registered:
-	case err := <-done:
-		t.Fatalf("Run returned before the processor was set up: %v", err)
-	}
 	return streams.Topics{}
 }
 
