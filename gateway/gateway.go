@@ -67,6 +67,9 @@ type Gateway struct {
 	pending map[string]*waiter
 	ready   atomic.Bool
 	started chan struct{}
+	// consumed is the last offset read from the reply partition: every
+	// reply to a request registered now lies after it.
+	consumed atomic.Int64
 }
 
 // New builds a gateway. It connects lazily; Run must be called before
@@ -144,6 +147,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	g.replies = rc
 	defer rc.Close()
+	g.consumed.Store(start - 1)
 	g.ready.Store(true)
 	close(g.started)
 	g.log.Info("gateway ready", "reply_topic", topic, "reply_partition", g.part, "start_offset", start)
@@ -167,9 +171,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 				g.log.Error("dropping undecodable reply", "offset", r.Offset, "err", err)
 				return
 			}
-			g.dispatch(rep)
+			g.dispatch(delivery{rep: rep, offset: r.Offset})
 		})
 		if last >= 0 {
+			g.consumed.Store(last)
 			fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 				g.cfg.Metrics.ReplyLag(p.HighWatermark - last - 1)
 			})
@@ -179,11 +184,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 // waiter is one HTTP request waiting for its replies.
 type waiter struct {
-	ch chan *schemas.ReplyEvent
+	ch chan delivery
 }
 
 func (g *Gateway) register(token string) *waiter {
-	w := &waiter{ch: make(chan *schemas.ReplyEvent, 64)}
+	w := &waiter{ch: make(chan delivery, 64)}
 	g.mu.Lock()
 	g.pending[token] = w
 	g.mu.Unlock()
@@ -196,7 +201,15 @@ func (g *Gateway) unregister(token string) {
 	g.mu.Unlock()
 }
 
-func (g *Gateway) dispatch(rep *schemas.ReplyEvent) {
+// delivery is a reply with its position in the reply partition, which
+// becomes its SSE event id.
+type delivery struct {
+	rep    *schemas.ReplyEvent
+	offset int64
+}
+
+func (g *Gateway) dispatch(d delivery) {
+	rep := d.rep
 	g.mu.Lock()
 	w := g.pending[rep.ReplyToken]
 	g.mu.Unlock()
@@ -204,7 +217,7 @@ func (g *Gateway) dispatch(rep *schemas.ReplyEvent) {
 		return // the client went away, or a reply for a previous incarnation
 	}
 	select {
-	case w.ch <- rep:
+	case w.ch <- d:
 	default:
 		// A client that does not read its stream must not stall the reply
 		// partition for everyone else; notifications are dropped, and the

@@ -75,6 +75,16 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodDelete:
 		method = "DELETE"
 		outcome = g.serveDelete(w, r)
+	case http.MethodGet:
+		if last := r.Header.Get("Last-Event-ID"); last != "" && r.Header.Get(hProtocolVersion) != processors.Version20260728 {
+			method = "resume"
+			outcome = g.serveResume(w, r, last)
+			return
+		}
+		// No standalone stream yet: 2025-11-25 allows 405 for it, and
+		// 2026-07-28 removed it.
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		writeError(w, http.StatusMethodNotAllowed, nil, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "no standalone SSE stream; GET only resumes a stream (Last-Event-ID)"))
 	default:
 		// 2025-11-25 allows 405 for the optional GET stream; 2026-07-28
 		// removed it.
@@ -240,20 +250,39 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 	}
 	wt := g.register(ev.ReplyToken)
 	defer g.unregister(ev.ReplyToken)
+	base := g.consumed.Load()
 	if err := g.produce(r.Context(), ev, key); err != nil {
 		g.log.Error("request not accepted", "event", ev.EventID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, id, jsonrpc.Errorf(jsonrpc.CodeInternalError, "request could not be written to the log; retry with the same id"))
 		return method, "unavailable"
 	}
 	useSSE := acceptsSSE && ev.Kind == schemas.KindRequest && ev.Method == "tools/call"
-	return method, g.await(w, r, ev, id, wt, useSSE)
+	// A call that asked for progress is expected to run a while: open its
+	// stream at once so it can be resumed from the first moment.
+	prime := useSSE && hasProgressToken(msg.Params)
+	return method, g.await(w, r, ev, id, wt, useSSE, prime, base)
 }
 
-// await writes the replies for one request until its final one.
-func (g *Gateway) await(w http.ResponseWriter, r *http.Request, ev *schemas.RequestEvent, id json.RawMessage, wt *waiter, useSSE bool) string {
+// await writes the replies for one request until its final one. With
+// useSSE, notifications stream before the response; with resumable (a
+// 2025-11-25 session), every event carries an id naming its log position,
+// and primeSSE opens the stream at once with a priming event so even a
+// client cut off before the first notification can resume.
+func (g *Gateway) await(w http.ResponseWriter, r *http.Request, ev *schemas.RequestEvent, id json.RawMessage, wt *waiter, useSSE, primeSSE bool, base int64) string {
 	timer := time.NewTimer(g.cfg.RequestTimeout)
 	defer timer.Stop()
+	resumable := ev.SessionID != "" && ev.ProtocolVersion != processors.Version20260728
+	pos := func(offset int64) string {
+		if !resumable {
+			return ""
+		}
+		return streamPos{Gateway: g.cfg.ID, Token: ev.ReplyToken, Offset: offset, RPCID: id}.eventID()
+	}
 	var sse *sseWriter
+	if primeSSE && resumable {
+		sse = g.startSSE(w, ev.SessionID)
+		sse.prime(pos(base))
+	}
 	for {
 		select {
 		case <-r.Context().Done():
@@ -261,12 +290,13 @@ func (g *Gateway) await(w http.ResponseWriter, r *http.Request, ev *schemas.Requ
 		case <-timer.C:
 			e := jsonrpc.Errorf(jsonrpc.CodeTimeout, "no reply within %s; retry with the same id to get the result", g.cfg.RequestTimeout)
 			if sse != nil {
-				sse.send(jsonrpc.Compose(id, jsonrpc.ErrorBody(e)))
+				sse.send("", jsonrpc.Compose(id, jsonrpc.ErrorBody(e)))
 				return "timeout"
 			}
 			writeError(w, http.StatusGatewayTimeout, id, e)
 			return "timeout"
-		case rep := <-wt.ch:
+		case d := <-wt.ch:
+			rep := d.rep
 			switch rep.Kind {
 			case schemas.ReplyNotification:
 				if !useSSE {
@@ -275,7 +305,7 @@ func (g *Gateway) await(w http.ResponseWriter, r *http.Request, ev *schemas.Requ
 				if sse == nil {
 					sse = g.startSSE(w, rep.SessionID)
 				}
-				sse.send(rep.Message)
+				sse.send(pos(d.offset), rep.Message)
 				continue
 			case schemas.ReplyAccepted:
 				if ev.Method == "initialize" || rep.SessionID != "" && ev.SessionID != "" {
@@ -299,8 +329,8 @@ func (g *Gateway) await(w http.ResponseWriter, r *http.Request, ev *schemas.Requ
 				}
 			}
 			if sse != nil {
-				sse.send(msg)
-				return "ok"
+				sse.send(pos(d.offset), msg)
+				return outcomeOfBody(rep.Message)
 			}
 			if ev.Method == "initialize" && rep.HTTPStatus == 200 {
 				w.Header().Set(hSessionID, ev.SessionID)
@@ -334,7 +364,7 @@ func (g *Gateway) serveDelete(w http.ResponseWriter, r *http.Request) string {
 		writeError(w, http.StatusServiceUnavailable, nil, jsonrpc.Errorf(jsonrpc.CodeInternalError, "could not end session: %v", err))
 		return "unavailable"
 	}
-	return g.await(w, r, ev, nil, wt, false)
+	return g.await(w, r, ev, nil, wt, false, false, 0)
 }
 
 func outcomeOf(status int) string {
@@ -534,4 +564,13 @@ func writeError(w http.ResponseWriter, status int, id json.RawMessage, e *jsonrp
 func writeNotReady(w http.ResponseWriter, id json.RawMessage) {
 	w.Header().Set("Retry-After", "1")
 	writeError(w, http.StatusServiceUnavailable, id, jsonrpc.Errorf(jsonrpc.CodeInternalError, "gateway is starting; retry"))
+}
+
+func hasProgressToken(params json.RawMessage) bool {
+	var p struct {
+		Meta struct {
+			ProgressToken json.RawMessage `json:"progressToken"`
+		} `json:"_meta"`
+	}
+	return json.Unmarshal(params, &p) == nil && len(p.Meta.ProgressToken) > 0 && string(p.Meta.ProgressToken) != "null"
 }
