@@ -34,13 +34,21 @@ var conformanceScenarios = []struct {
 		"server-initialize", "ping", "tools-list", "tools-call-simple-text",
 		"tools-call-image", "tools-call-audio", "tools-call-embedded-resource",
 		"tools-call-mixed-content", "tools-call-error", "tools-call-with-progress",
-		"tools-call-with-logging", "dns-rebinding-protection",
+		"tools-call-with-logging", "dns-rebinding-protection", "logging-set-level",
+		"resources-list", "resources-read-text", "resources-read-binary", "resources-templates-read",
+		"resources-subscribe", "resources-unsubscribe",
+		"prompts-list", "prompts-get-simple", "prompts-get-with-args", "prompts-get-embedded-resource",
+		"prompts-get-with-image", "completion-complete",
 	}},
 	{"2026-07-28", []string{
 		"tools-list", "tools-call-simple-text", "tools-call-image",
 		"tools-call-audio", "tools-call-embedded-resource", "tools-call-mixed-content",
 		"tools-call-error", "tools-call-with-progress", "dns-rebinding-protection",
 		"server-stateless",
+		"resources-list", "resources-read-text", "resources-read-binary", "resources-templates-read",
+		"sep-2164-resource-not-found", "caching",
+		"prompts-list", "prompts-get-simple", "prompts-get-with-args", "prompts-get-embedded-resource",
+		"prompts-get-with-image", "completion-complete",
 	}},
 }
 

@@ -77,7 +77,9 @@ func runRole(ctx context.Context, role string, args []string) error {
 	replication := fs.Int("replication", 1, "replication factor of created topics (3 on a real cluster)")
 	fs.StringVar(&cfg.InstanceID, "instance-id", "", "name of this process in client, executor and gateway ids (default hostname-pid)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	fs.BoolVar(&cfg.ConformanceTools, "conformance-tools", true, "serve the built-in conformance-suite fixture tools")
+	fs.BoolVar(&cfg.ConformanceTools, "conformance-tools", true, "serve the built-in conformance-suite fixtures (tools, resources, prompts)")
+	fs.IntVar(&cfg.PageSize, "page-size", 50, "entries per page of every list")
+	cursorKey := fs.String("cursor-key", "", "secret signing pagination cursors; the same on every processor")
 	if role == "run" || role == "broker" {
 		fs.IntVar(&cfg.BrokerPort, "broker-port", 9092, "port of the embedded broker (0: any)")
 		fs.StringVar(&cfg.BrokerListenHost, "broker-listen-host", "127.0.0.1", "interface the embedded broker listens on (0.0.0.0 in a container)")
@@ -110,6 +112,9 @@ func runRole(ctx context.Context, role string, args []string) error {
 		cfg.GatewayAllowedHosts = splitList(fs.Lookup("allowed-hosts").Value.String())
 	}
 	cfg.Streams.Brokers = splitList(*brokers)
+	if *cursorKey != "" {
+		cfg.CursorKey = []byte(*cursorKey)
+	}
 	cfg.Streams.Partitions = int32(*partitions)
 	cfg.Streams.Replication = int16(*replication)
 	switch role {

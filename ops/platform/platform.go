@@ -65,7 +65,15 @@ type Config struct {
 	ToolTimeout         time.Duration
 
 	// Providers are the tool providers. Nil: the built-ins enabled below.
+	// Those that also serve resources, prompts or completion (implement
+	// tools.ResourceProvider, PromptProvider or Completer) join the catalog.
 	Providers []tools.Provider
+	// PageSize bounds every list page. Zero: 50.
+	PageSize int
+	// CursorKey signs pagination cursors; every processor of a deployment
+	// needs the same one. Empty: a built-in key (cursors can then be
+	// forged by someone who read the source, not guessed).
+	CursorKey []byte
 	// ConformanceTools enables the built-in provider with the official
 	// conformance suite's fixtures.
 	ConformanceTools bool
@@ -134,6 +142,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	var toolReg *tools.Registry
+	var catalog *tools.CatalogRegistry
 	if cfg.Processor || cfg.Executor {
 		providers := cfg.Providers
 		if providers == nil && cfg.ConformanceTools {
@@ -143,10 +152,22 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("building tool registry: %w", err)
 		}
+		var cps []tools.CatalogProvider
+		for _, p := range providers {
+			switch p.(type) {
+			case tools.ResourceProvider, tools.PromptProvider, tools.Completer:
+				cps = append(cps, p)
+			}
+		}
+		catalog, err = tools.NewCatalogRegistry(ctx, cps...)
+		if err != nil {
+			return fmt.Errorf("building catalog registry: %w", err)
+		}
 	}
 
 	if cfg.Processor {
-		sp, err := sessions.New(schemaReg, toolReg, sessions.Config{Streams: cfg.Streams, ClientID: "sessions-" + cfg.InstanceID, Logger: log})
+		sp, err := sessions.New(schemaReg, toolReg, sessions.Config{Streams: cfg.Streams, ClientID: "sessions-" + cfg.InstanceID, Logger: log,
+			Catalog: catalog, PageSize: cfg.PageSize, CursorKey: cfg.CursorKey})
 		if err != nil {
 			return err
 		}

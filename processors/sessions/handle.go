@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"time"
@@ -24,10 +25,20 @@ type Outcome struct {
 
 // Env is what Handle needs besides the event and the state.
 type Env struct {
+	// Tools is the whole tool list, sorted by name (tools/list pages it).
 	Tools  []tools.Tool
 	Server processors.ServerInfo
 	// Known reports whether a tool name exists.
 	Known func(name string) bool
+	// Catalog serves resources, prompts and completion (catalog.go). Nil:
+	// those methods are unknown (-32601) and not advertised.
+	Catalog Catalog
+	// PageSize is the most entries of one list page. Zero: DefaultPageSize.
+	PageSize int
+	// Cursors signs and checks list cursors. Nil: the built-in key.
+	Cursors *Cursors
+	// Ctx bounds catalog calls (the message's context). Nil: Background.
+	Ctx context.Context
 }
 
 // Handle decides what a request event does to a session. offset is the
@@ -141,11 +152,7 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 	case "ping":
 		out.Reply = reply(200, []byte(`{"result":{}}`))
 	case "tools/list":
-		body, err := jsonrpc.ResultBody(map[string]any{"tools": env.Tools})
-		if err != nil {
-			return fail(500, jsonrpc.Errorf(jsonrpc.CodeInternalError, "%v", err))
-		}
-		out.Reply = reply(200, body)
+		out.Reply = reply(toolsList(env, ev, false))
 	case "logging/setLevel":
 		var p struct {
 			Level string `json:"level"`
@@ -171,6 +178,10 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 		job.LogLevel = st.LogLevel
 		out.Forward = job
 	default:
+		if status, body, ok := serveCatalog(env, ev, false); ok {
+			out.Reply = reply(status, body)
+			break
+		}
 		out.Reply = reply(200, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "method not found: %s", ev.Method)))
 	}
 	return keep(out, mutated)
@@ -200,10 +211,7 @@ func handleStateless(env Env, ev *schemas.RequestEvent, now time.Time) Outcome {
 	case "server/discover":
 		return result(discoverResult(env))
 	case "tools/list":
-		// The list is the same for every caller and changes only when the
-		// configuration does.
-		return result(map[string]any{"resultType": "complete", "tools": env.Tools, "ttlMs": 60000, "cacheScope": "public",
-			"_meta": map[string]any{"io.modelcontextprotocol/serverInfo": env.Server}})
+		return reply(toolsList(env, ev, true))
 	case "tools/call":
 		job, e := toolJob(env, ev, now)
 		if e != nil {
@@ -222,6 +230,9 @@ func handleStateless(env Env, ev *schemas.RequestEvent, now time.Time) Outcome {
 			job.LogLevel = p.Meta.LogLevel
 		}
 		return Outcome{Forward: job}
+	}
+	if status, body, ok := serveCatalog(env, ev, true); ok {
+		return reply(status, body)
 	}
 	// Removed or unknown methods: 404 distinguishes "not here" from a
 	// missing endpoint, as 2026-07-28 asks.
@@ -257,17 +268,29 @@ func toolJob(env Env, ev *schemas.RequestEvent, now time.Time) (*schemas.ToolJob
 		AcceptedAt: now}, nil
 }
 
-// capabilities are what the platform serves today. listChanged is not
-// advertised until list-change notifications travel through the log: a
-// client told to expect them would wait forever.
-func capabilities() map[string]any {
-	return map[string]any{"tools": map[string]any{}, "logging": map[string]any{}}
+// capabilities are what the platform serves today. listChanged and
+// resources.subscribe are not advertised until those notifications travel
+// through the log: a client told to expect them would wait forever.
+func capabilities(env Env) map[string]any {
+	caps := map[string]any{"tools": map[string]any{}, "logging": map[string]any{}}
+	if c := env.Catalog; c != nil {
+		if c.ServesResources() {
+			caps["resources"] = map[string]any{}
+		}
+		if c.ServesPrompts() {
+			caps["prompts"] = map[string]any{}
+		}
+		if c.ServesCompletions() {
+			caps["completions"] = map[string]any{}
+		}
+	}
+	return caps
 }
 
 func initializeResult(env Env, version string) map[string]any {
 	r := map[string]any{
 		"protocolVersion": version,
-		"capabilities":    capabilities(),
+		"capabilities":    capabilities(env),
 		"serverInfo":      env.Server,
 	}
 	if env.Server.Instructions != "" {
@@ -280,7 +303,7 @@ func discoverResult(env Env) map[string]any {
 	r := map[string]any{
 		"resultType":        "complete",
 		"supportedVersions": append(append([]string{}, processors.StatelessVersions...), processors.StatefulVersions...),
-		"capabilities":      capabilities(),
+		"capabilities":      capabilities(env),
 		"_meta":             map[string]any{"io.modelcontextprotocol/serverInfo": env.Server},
 		"ttlMs":             60000,
 		"cacheScope":        "public",

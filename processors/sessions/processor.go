@@ -27,6 +27,19 @@ type Config struct {
 	// the table topic at start (never goka's shared default LevelDB folder,
 	// which leaks state between instances and clusters).
 	Storage storage.Builder
+	// Catalog serves resources, prompts and completion from built-in
+	// providers (*tools.CatalogRegistry). Nil: none; those methods answer
+	// -32601 and are not advertised.
+	Catalog Catalog
+	// PageSize is the most entries one tools/list, resources/list,
+	// resources/templates/list or prompts/list page holds. Zero:
+	// DefaultPageSize; negative is rejected.
+	PageSize int
+	// CursorKey signs list cursors (HMAC-SHA256); every processor instance
+	// of a deployment needs the same key, since any of them may receive the
+	// next page's request. Empty: a key built into the code, so cursors are
+	// tamper-evident but forgeable by someone who reads the source.
+	CursorKey []byte
 	// Options are extra goka options (tests pass goka.WithTester).
 	Options []goka.ProcessorOption
 	Logger  *slog.Logger
@@ -40,6 +53,7 @@ type Processor struct {
 	codecs processors.Codecs
 	log    *slog.Logger
 	proc   atomic.Pointer[goka.Processor]
+	cursor *Cursors
 }
 
 // New builds the group graph; it is validated before anything runs.
@@ -51,13 +65,17 @@ func New(reg *schemas.Registry, tr *tools.Registry, cfg Config) (*Processor, err
 	if cfg.Server.Name == "" {
 		cfg.Server = processors.DefaultServerInfo
 	}
+	if cfg.PageSize < 0 {
+		return nil, fmt.Errorf("sessions processor: PageSize %d is negative", cfg.PageSize)
+	}
 	if cfg.Storage == nil {
 		cfg.Storage = storage.MemoryBuilder()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{cfg: cfg, tools: tr, codecs: processors.NewCodecs(reg), log: cfg.Logger.With("group", cfg.Streams.Topics.SessionsGroup())}
+	p := &Processor{cfg: cfg, tools: tr, codecs: processors.NewCodecs(reg), log: cfg.Logger.With("group", cfg.Streams.Topics.SessionsGroup()),
+		cursor: NewCursors(cfg.CursorKey)}
 	t := cfg.Streams.Topics
 	p.graph = goka.DefineGroup(goka.Group(t.SessionsGroup()),
 		goka.Input(goka.Stream(t.Requests()), p.codecs.Request, p.process),
@@ -82,7 +100,7 @@ func (p *Processor) env(ctx context.Context) Env {
 	return Env{Tools: list, Server: p.cfg.Server, Known: func(name string) bool {
 		_, _, ok := p.tools.Lookup(name)
 		return ok
-	}}
+	}, Catalog: p.cfg.Catalog, PageSize: p.cfg.PageSize, Cursors: p.cursor, Ctx: ctx}
 }
 
 func (p *Processor) process(ctx goka.Context, msg any) {

@@ -1,7 +1,10 @@
-// Package conformance is the built-in tool provider named "conformance": the
-// fixed tools that the official MCP conformance suite
-// (@modelcontextprotocol/conformance) calls by name, returning exactly the
-// content its server scenarios assert.
+// Package conformance is the built-in provider named "conformance": the
+// fixed tools, resources, resource templates and prompts that the official
+// MCP conformance suite (@modelcontextprotocol/conformance) calls by name,
+// returning exactly the content its server scenarios assert. One Provider
+// value is a tools.Provider (pass it to tools.NewRegistry) and a
+// tools.ResourceProvider, tools.PromptProvider and tools.Completer (pass the
+// same value to tools.NewCatalogRegistry).
 //
 // The tools and what each scenario checks are listed in
 // ops/conformance/SCENARIOS.md. Tools that depend on the transport (logging
