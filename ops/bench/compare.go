@@ -20,7 +20,7 @@ type CompareConfig struct {
 	Tool     string        // zero: DefaultTool
 	// CPUProfile, if set, receives a CPU profile of the mcpstream run.
 	CPUProfile string
-	Logger   *slog.Logger
+	Logger     *slog.Logger
 }
 
 // Compare runs the same load against the go-sdk reference server and
