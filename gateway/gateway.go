@@ -54,22 +54,28 @@ type Config struct {
 	Metrics    Metrics
 }
 
+// MaxEnvelopeBytes is what a request's event may add to its body:
+// headers, ids, and the session's client info and capabilities in a tool
+// job (which the sessions processor caps at 256 KiB).
+const MaxEnvelopeBytes = 512 << 10
+
 // Gateway serves the MCP endpoint.
 type Gateway struct {
-	cfg     Config
-	reg     *schemas.Registry
-	log     *slog.Logger
-	cl      *kgo.Client // producer
-	replies *kgo.Client // consumer of our reply partition
-	part    int32
+	cfg  Config
+	reg  *schemas.Registry
+	log  *slog.Logger
+	cl   atomic.Pointer[kgo.Client] // producer; replaced when Run restarts
+	part int32
 
 	mu      sync.Mutex
 	pending map[string]*waiter
 	ready   atomic.Bool
-	started chan struct{}
 	// consumed is the last offset read from the reply partition: every
 	// reply to a request registered now lies after it.
 	consumed atomic.Int64
+	// kafkaOK is false while the cluster does not answer: /readyz then
+	// takes this replica out of rotation.
+	kafkaOK atomic.Bool
 }
 
 // New builds a gateway. It connects lazily; Run must be called before
@@ -85,6 +91,12 @@ func New(reg *schemas.Registry, cfg Config) (*Gateway, error) {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 4 << 20
 	}
+	// The event carrying a body adds a few hundred bytes, and a tool job
+	// adds the session's capabilities (capped at initialize): a body the
+	// log cannot hold must be refused here with 413, not by the broker.
+	if limit := int64(cfg.Streams.MaxMessageBytes) - MaxEnvelopeBytes; cfg.MaxBodyBytes > limit {
+		return nil, fmt.Errorf("gateway: MaxBodyBytes %d exceeds what a Kafka record may hold (%d = MaxMessageBytes - %d)", cfg.MaxBodyBytes, limit, MaxEnvelopeBytes)
+	}
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 5 * time.Minute
 	}
@@ -94,7 +106,7 @@ func New(reg *schemas.Registry, cfg Config) (*Gateway, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
-	g := &Gateway{cfg: cfg, reg: reg, log: cfg.Logger.With("gateway", cfg.ID), pending: map[string]*waiter{}, started: make(chan struct{})}
+	g := &Gateway{cfg: cfg, reg: reg, log: cfg.Logger.With("gateway", cfg.ID), pending: map[string]*waiter{}}
 	g.part = streams.PartitionFor(cfg.ID, cfg.Streams.Partitions)
 	return g, nil
 }
@@ -102,8 +114,32 @@ func New(reg *schemas.Registry, cfg Config) (*Gateway, error) {
 // ID is the gateway's replica id.
 func (g *Gateway) ID() string { return g.cfg.ID }
 
-// Ready reports whether the gateway can answer requests.
-func (g *Gateway) Ready() bool { return g.ready.Load() }
+// Ready reports whether the gateway can answer requests: its reply
+// consumer is positioned and the cluster answered recently.
+func (g *Gateway) Ready() bool { return g.ready.Load() && g.kafkaOK.Load() }
+
+// watchKafka pings the cluster so readiness follows reachability.
+func (g *Gateway) watchKafka(ctx context.Context, cl *kgo.Client) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := cl.Ping(pctx)
+			cancel()
+			if ok := err == nil; ok != g.kafkaOK.Swap(ok) {
+				if ok {
+					g.log.Info("kafka reachable again")
+				} else {
+					g.log.Warn("kafka unreachable; not ready", "err", err)
+				}
+			}
+		}
+	}
+}
 
 // Run positions the reply consumer at the end of this gateway's reply
 // partition, then dispatches replies until ctx is done.
@@ -114,15 +150,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.cl = cl
+	g.cl.Store(cl)
 	defer cl.Close()
-	if err := streams.Ping(ctx, g.cl); err != nil {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := streams.Ping(ctx, cl); err != nil {
 		return fmt.Errorf("gateway %s: %w", g.cfg.ID, err)
 	}
 	topic := g.cfg.Streams.Topics.Replies()
 	// Start exactly at the current end: everything produced for us after
 	// this point is ours to read, nothing before is.
-	adm := kadm.NewClient(g.cl)
+	adm := kadm.NewClient(cl)
 	var start int64 = -1
 	for start < 0 {
 		ends, err := adm.ListEndOffsets(ctx, topic)
@@ -145,11 +183,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.replies = rc
+
 	defer rc.Close()
 	g.consumed.Store(start - 1)
 	g.ready.Store(true)
-	close(g.started)
+	g.kafkaOK.Store(true)
+	go g.watchKafka(ctx, cl)
 	g.log.Info("gateway ready", "reply_topic", topic, "reply_partition", g.part, "start_offset", start)
 	defer g.ready.Store(false)
 	for {
@@ -235,7 +274,7 @@ func (g *Gateway) produce(ctx context.Context, ev *schemas.RequestEvent, key str
 		return fmt.Errorf("encoding request event: %w", err)
 	}
 	start := time.Now()
-	err = g.cl.ProduceSync(ctx, &kgo.Record{Topic: g.cfg.Streams.Topics.Requests(), Key: []byte(key), Value: val}).FirstErr()
+	err = g.cl.Load().ProduceSync(ctx, &kgo.Record{Topic: g.cfg.Streams.Topics.Requests(), Key: []byte(key), Value: val}).FirstErr()
 	g.cfg.Metrics.Produce(time.Since(start), err)
 	if err != nil {
 		return fmt.Errorf("producing request event: %w", err)

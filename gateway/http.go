@@ -53,7 +53,7 @@ type reqMeta struct {
 	present            bool
 	ProtocolVersion    string          `json:"io.modelcontextprotocol/protocolVersion"`
 	ClientCapabilities json.RawMessage `json:"io.modelcontextprotocol/clientCapabilities"`
-	IdempotencyKey     string          `json:"io.mcpstream/idempotencyKey"`
+	IdempotencyKey     json.RawMessage `json:"io.mcpstream/idempotencyKey"`
 }
 
 func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -99,7 +99,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) checkOrigin(r *http.Request) error {
 	if o := r.Header.Get("Origin"); o != "" && !slices.Contains(g.cfg.AllowedOrigins, "*") && !slices.Contains(g.cfg.AllowedOrigins, o) {
 		u, err := url.Parse(o)
-		if err != nil || !isLoopback(u.Hostname()) {
+		if err != nil || !isLoopback(strings.ToLower(u.Hostname())) {
 			return fmt.Errorf("origin %q is not allowed", o)
 		}
 	}
@@ -110,7 +110,7 @@ func (g *Gateway) checkOrigin(r *http.Request) error {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	host = strings.Trim(host, "[]")
+	host = strings.ToLower(strings.Trim(host, "[]"))
 	if host != "" && !isLoopback(host) && !slices.Contains(g.cfg.AllowedHosts, host) {
 		return fmt.Errorf("host %q is not allowed", r.Host)
 	}
@@ -166,6 +166,10 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 		return
 	}
 
+	if len(r.Header.Values(hSessionID)) > 1 {
+		writeError(w, http.StatusBadRequest, validID(id), jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "more than one Mcp-Session-Id header"))
+		return
+	}
 	ev := &schemas.RequestEvent{Principal: principal(r), ReceivedAt: time.Now(), ReplyGateway: g.cfg.ID, ReplyToken: streams.NewID(),
 		SessionID: r.Header.Get(hSessionID), ProtocolVersion: r.Header.Get(hProtocolVersion)}
 	switch {
@@ -211,8 +215,14 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 		}
 		ev.SessionID = ""
 		ev.ProtocolVersion = meta.ProtocolVersion
-		if meta.IdempotencyKey != "" {
-			ev.EventID = streams.KeyedEventID(ev.Principal, meta.IdempotencyKey)
+		if len(meta.IdempotencyKey) > 0 {
+			var key string
+			if json.Unmarshal(meta.IdempotencyKey, &key) != nil || key == "" || len(key) > 256 {
+				writeError(w, http.StatusBadRequest, id, jsonrpc.Errorf(jsonrpc.CodeInvalidParams,
+					"_meta[%q] must be a non-empty string of at most 256 bytes", IdempotencyKeyMeta))
+				return
+			}
+			ev.EventID = streams.KeyedEventID(ev.Principal, key)
 		} else {
 			ev.EventID = streams.RandomEventID()
 		}

@@ -428,3 +428,75 @@ func TestRequestReplyLatency(t *testing.T) {
 		t.Fatalf("median ping %s: a producer is batching (flush/linger) on the reply path", median)
 	}
 }
+
+// TestLargeRequests: big but allowed requests go through, oversized ones
+// are refused with a clear error, and none of them stops a processor (a
+// record the log refuses would stop it on every replay).
+func TestLargeRequests(t *testing.T) {
+	b := startBroker(t, "")
+	r := allInOne(t, b, "p1", newCounter())
+	initBody := func(padBytes int) string {
+		return `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"experimental":{"pad":"` +
+			strings.Repeat("c", padBytes) + `"}},"clientInfo":{"name":"big","version":"1"}}}`
+	}
+	if resp, body := rawPost(t, r.ready.MCPURL, "", initBody(300<<10)); resp.StatusCode != 400 || !strings.Contains(string(body), "-32602") {
+		t.Fatalf("initialize with 300 KiB of capabilities: %d %.200s, want 400 -32602", resp.StatusCode, body)
+	}
+	resp, body := rawPost(t, r.ready.MCPURL, "", initBody(200<<10))
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || sid == "" {
+		t.Fatalf("initialize with 200 KiB of capabilities: %d %.200s", resp.StatusCode, body)
+	}
+	// 3 MiB of arguments plus the session's 200 KiB of capabilities in the
+	// job: above Kafka's default 1 MB record, within the platform's limit.
+	big := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"count","arguments":{"a":"` + strings.Repeat("a", 3<<20) + `"}}}`
+	if resp, body := rawPost(t, r.ready.MCPURL, sid, big); resp.StatusCode != 200 || !strings.Contains(string(body), "run 1 of") {
+		t.Fatalf("3 MiB tool call: %d %.300s", resp.StatusCode, body)
+	}
+	huge := `{"jsonrpc":"2.0","id":2,"method":"ping","params":{"a":"` + strings.Repeat("a", 5<<20) + `"}}`
+	if resp, _ := rawPost(t, r.ready.MCPURL, sid, huge); resp.StatusCode != 413 {
+		t.Fatalf("5 MiB body: %d, want 413", resp.StatusCode)
+	}
+	if resp, body := rawPost(t, r.ready.MCPURL, sid, `{"jsonrpc":"2.0","id":3,"method":"ping"}`); resp.StatusCode != 200 {
+		t.Fatalf("ping afterwards: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestBrokerUnreachable: with the broker gone, a request fails within the
+// delivery timeout with 503 instead of hanging, and the gateway reports
+// itself not ready.
+func TestBrokerUnreachable(t *testing.T) {
+	b := startBroker(t, "")
+	gcfg := roleConfig(b, "gw")
+	gcfg.Gateway = true
+	gw := startRole(t, gcfg)
+	b.Close()
+	start := time.Now()
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"test_simple_text","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
+	req, _ := http.NewRequest(http.MethodPost, gw.ready.MCPURL, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+	req.Header.Set("Mcp-Method", "tools/call")
+	req.Header.Set("Mcp-Name", "test_simple_text")
+	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("request with the broker down: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d after %s, want 503", resp.StatusCode, time.Since(start))
+	}
+	t.Logf("503 after %s", time.Since(start).Round(time.Millisecond))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, _ := httpGet(t, strings.TrimSuffix(gw.ready.MCPURL, "/mcp")+"/readyz")
+		if code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d 15s after the broker went away", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

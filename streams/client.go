@@ -22,7 +22,17 @@ type Config struct {
 	// Replication of created topics. Zero means 1 (the embedded broker has
 	// no replication); set 3 on a real cluster.
 	Replication int16
+	// MaxMessageBytes is the largest record the platform writes; topics are
+	// created (or altered) to accept it and producers batch up to it. Zero
+	// means DefaultMaxMessageBytes. Kafka's own default (1 MB) is below
+	// what one MCP request may legitimately carry.
+	MaxMessageBytes int32
 }
+
+// DefaultMaxMessageBytes is 8 MiB: room for a 4 MiB request body plus the
+// session's capabilities in a tool job, or a 4 MiB tool result in a table
+// value.
+const DefaultMaxMessageBytes = 8 << 20
 
 // WithDefaults fills zero values.
 func (c Config) WithDefaults() Config {
@@ -31,6 +41,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Replication == 0 {
 		c.Replication = 1
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	return c
 }
@@ -61,6 +74,12 @@ func NewClient(cfg Config, clientID string, log *slog.Logger, opts ...kgo.Opt) (
 		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.MetadataMinAge(time.Second),
 		kgo.RetryTimeout(30 * time.Second),
+		// Without a delivery timeout a produce to an unreachable cluster
+		// waits forever, and so does the client behind it.
+		kgo.RecordDeliveryTimeout(20 * time.Second),
+	}
+	if cfg.MaxMessageBytes > 0 {
+		base = append(base, kgo.ProducerBatchMaxBytes(cfg.MaxMessageBytes))
 	}
 	if log != nil {
 		base = append(base, kgo.WithLogger(kgoLogger{log}))

@@ -86,8 +86,39 @@ func (t Topics) Specs() []Spec {
 var ErrPartitionMismatch = errors.New("topic partition count differs from configuration")
 
 // EnsureTopics creates missing topics and verifies existing ones have the
-// configured partition count.
+// configured partition count, with DefaultMaxMessageBytes.
 func EnsureTopics(ctx context.Context, adm *kadm.Client, t Topics, partitions int32, replication int16) error {
+	return EnsureTopicsConfig(ctx, adm, Config{Topics: t, Partitions: partitions, Replication: replication})
+}
+
+// EnsureTopicsConfig creates missing topics, verifies existing ones have the
+// configured partition count, and makes every topic accept records of
+// cfg.MaxMessageBytes (a record the broker refuses would stop a processor
+// on every replay of the event that caused it).
+func EnsureTopicsConfig(ctx context.Context, adm *kadm.Client, c Config) error {
+	c = c.WithDefaults()
+	t, partitions, replication := c.Topics, c.Partitions, c.Replication
+	maxBytes := kadm.StringPtr(strconv.Itoa(int(c.MaxMessageBytes)))
+	if err := ensureTopics(ctx, adm, t, partitions, replication, maxBytes); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(t.Specs()))
+	for _, s := range t.Specs() {
+		names = append(names, s.Name)
+	}
+	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: maxBytes}}, names...)
+	if err != nil {
+		return fmt.Errorf("setting max.message.bytes: %w", err)
+	}
+	for _, r := range resp {
+		if r.Err != nil {
+			return fmt.Errorf("setting max.message.bytes of %s: %w", r.Name, r.Err)
+		}
+	}
+	return nil
+}
+
+func ensureTopics(ctx context.Context, adm *kadm.Client, t Topics, partitions int32, replication int16, maxBytes *string) error {
 	specs := t.Specs()
 	names := make([]string, len(specs))
 	for i, s := range specs {
@@ -104,7 +135,7 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, t Topics, partitions in
 			}
 			continue
 		}
-		cfg := map[string]*string{}
+		cfg := map[string]*string{"max.message.bytes": maxBytes}
 		if s.Compacted {
 			cfg["cleanup.policy"] = kadm.StringPtr("compact")
 		} else {

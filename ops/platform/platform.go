@@ -175,8 +175,8 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		g.Go(func() error { return sp.Run(ctx) })
-		g.Go(func() error { return tp.Run(ctx) })
+		g.Go(func() error { return supervise(ctx, log, "sessions processor", sp.Run) })
+		g.Go(func() error { return supervise(ctx, log, "toolcalls processor", tp.Run) })
 		checks.Add("sessions-processor", sp.Ready)
 		checks.Add("toolcalls-processor", tp.Ready)
 	}
@@ -212,7 +212,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		g.Go(func() error { return gw.Run(ctx) })
+		g.Go(func() error { return supervise(ctx, log, "gateway", gw.Run) })
 		checks.Add("gateway", gw.Ready)
 		mux.Handle("/mcp", gw.Handler())
 		addr, mcpPath = cfg.Listen, "/mcp"
@@ -224,7 +224,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// ReadTimeout covers headers and body (a client trickling its body
+	// holds a connection no longer); there is no WriteTimeout because SSE
+	// responses last as long as the tool runs.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving http: %w", err)
@@ -279,8 +282,33 @@ func ensureTopics(ctx context.Context, sc streams.Config, log *slog.Logger) erro
 		return err
 	}
 	adm := kadm.NewClient(cl)
-	if err := streams.EnsureTopics(ctx, adm, sc.Topics, sc.Partitions, sc.Replication); err != nil {
+	if err := streams.EnsureTopicsConfig(ctx, adm, sc); err != nil {
 		return fmt.Errorf("ensuring topics: %w", err)
 	}
 	return nil
+}
+
+// supervise runs a component until ctx is done, restarting it with backoff
+// when it fails: a goka processor stops on any Kafka error (a broker
+// restart, a network partition), and the process should come back by
+// itself, not exit and take the other roles of an all-in-one with it.
+func supervise(ctx context.Context, log *slog.Logger, name string, run func(context.Context) error) error {
+	backoff := 500 * time.Millisecond
+	for {
+		start := time.Now()
+		err := run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		log.Error("component stopped; restarting", "component", name, "err", err, "after", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
 }

@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"slices"
 	"time"
 
@@ -79,6 +80,12 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 		}
 		if err := json.Unmarshal(orEmpty(ev.Params), &p); err != nil || p.ProtocolVersion == "" {
 			return fail(400, jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "initialize needs params.protocolVersion"))
+		}
+		if len(p.ClientInfo)+len(p.Capabilities) > MaxClientDescriptionBytes {
+			// Every tool job of the session carries the capabilities; an
+			// oversized set would make jobs the log cannot hold.
+			return fail(400, jsonrpc.Errorf(jsonrpc.CodeInvalidParams,
+				"clientInfo and capabilities take %d bytes, more than %d", len(p.ClientInfo)+len(p.Capabilities), MaxClientDescriptionBytes))
 		}
 		next := st
 		if !replay {
@@ -261,12 +268,24 @@ func toolJob(env Env, ev *schemas.RequestEvent, now time.Time) (*schemas.ToolJob
 	}
 	var token []byte
 	if len(p.Meta.ProgressToken) > 0 && string(p.Meta.ProgressToken) != "null" {
+		// A progress token is a string or an integer (ProgressToken in the
+		// schema); anything else would be echoed back malformed.
+		var str string
+		var num json.Number
+		if json.Unmarshal(p.Meta.ProgressToken, &str) != nil && (json.Unmarshal(p.Meta.ProgressToken, &num) != nil || strings.ContainsAny(num.String(), ".eE")) {
+			return nil, jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "_meta.progressToken must be a string or an integer")
+		}
 		token = p.Meta.ProgressToken
 	}
 	return &schemas.ToolJob{EventID: ev.EventID, SessionID: ev.SessionID, Principal: ev.Principal, Tool: *p.Name,
 		Arguments: nonNull(p.Arguments), ProgressToken: token, ReplyGateway: ev.ReplyGateway, ReplyToken: ev.ReplyToken,
 		AcceptedAt: now}, nil
 }
+
+// MaxClientDescriptionBytes bounds clientInfo plus capabilities at
+// initialize (and per request in 2026-07-28): they ride along in every tool
+// job, and gateway.MaxEnvelopeBytes leaves room for them.
+const MaxClientDescriptionBytes = 256 << 10
 
 // capabilities are what the platform serves today. listChanged and
 // resources.subscribe are not advertised until those notifications travel
