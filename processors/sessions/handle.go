@@ -3,8 +3,8 @@ package sessions
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mcpstream/mcpstream/jsonrpc"
