@@ -3,7 +3,7 @@ GO ?= go
 GOFLAGS ?=
 PKGS := ./...
 
-.PHONY: run build test unit conformance-deps bench vet fmt-check clean
+.PHONY: run build test unit conformance-deps upstreams-deps bench vet fmt-check clean
 
 ## run: the whole platform on the embedded broker (data in ./data); prints the MCP URL
 run:
@@ -14,19 +14,24 @@ build:
 	CGO_ENABLED=0 $(GO) build -o bin/mcpstream ./cmd/mcpstream
 
 ## test: every test (unit, end-to-end on kfake, official conformance suite), with -race
-test: conformance-deps vet fmt-check
+test: conformance-deps upstreams-deps vet fmt-check
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 ## unit: the fast tests only (no conformance suite install)
 unit:
-	$(GO) test -race -count=1 -short ./schemas/... ./streams/... ./jsonrpc/... ./tools/... ./processors/... ./gateway/...
+	$(GO) test -race -count=1 -short ./schemas/... ./streams/... ./jsonrpc/... ./tools ./tools/conformance ./processors/... ./gateway/...
 
 conformance-deps:
 	ops/conformance/install.sh >/dev/null
 
+upstreams-deps:
+	ops/upstreams/install.sh >/dev/null
+
 ## bench: load test, mcpstream all-in-one vs the go-sdk reference server, same load generator
 bench:
 	$(GO) run ./cmd/mcpstream bench -sessions $${SESSIONS:-8} -duration $${DURATION:-10s}
+	$(GO) test -run '^$$' -bench BenchmarkReplay -benchtime 1x ./projections/
+	$(GO) test -run '^$$' -bench FederatedVsDirect -benchtime 4000x ./tools/upstream/
 
 vet:
 	$(GO) vet $(PKGS)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,7 +53,26 @@ type Config struct {
 	PublicHost bool
 	Logger     *slog.Logger
 	Metrics    Metrics
+	// Results caches cacheable 2026-07-28 results (those carrying ttlMs
+	// and cacheScope: lists, server/discover, some reads) so a repeat is
+	// answered without a trip through the log. Nil: no cache. Session
+	// requests never use it: they must reach the processor, which keeps
+	// the session alive.
+	Results ResultCache
 }
+
+// ResultCache is the gateway's view of a result cache
+// (projections/cache implements it over ristretto and Redis). A miss, for
+// whatever reason, only means "ask the log".
+type ResultCache interface {
+	Lookup(ctx context.Context, protocolVersion, method string, params json.RawMessage, principal string) (body []byte, ok bool)
+	Offer(ctx context.Context, protocolVersion, method string, params json.RawMessage, principal string, body []byte)
+}
+
+// cacheable are the 2026-07-28 methods whose results may carry caching
+// hints.
+var cacheable = map[string]bool{"tools/list": true, "prompts/list": true, "resources/list": true,
+	"resources/templates/list": true, "resources/read": true, "server/discover": true}
 
 // MaxEnvelopeBytes is what a request's event may add to its body:
 // headers, ids, and the session's client info and capabilities in a tool

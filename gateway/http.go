@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -254,6 +255,14 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 		return
 	}
 
+	useCache := g.cfg.Results != nil && ev.SessionID == "" && ev.Kind == schemas.KindRequest && cacheable[ev.Method]
+	if useCache {
+		if body, ok := g.cfg.Results.Lookup(r.Context(), ev.ProtocolVersion, ev.Method, ev.Params, ev.Principal); ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(jsonrpc.Compose(id, body))
+			return method, "ok_cached"
+		}
+	}
 	if !g.Ready() {
 		writeNotReady(w, ev.RPCID)
 		return method, "unavailable"
@@ -350,6 +359,9 @@ func (g *Gateway) await(w http.ResponseWriter, r *http.Request, ev *schemas.Requ
 			w.Write(msg)
 			if status != 200 {
 				return outcomeOf(status)
+			}
+			if g.cfg.Results != nil && ev.SessionID == "" && cacheable[ev.Method] {
+				go g.cfg.Results.Offer(context.WithoutCancel(r.Context()), ev.ProtocolVersion, ev.Method, ev.Params, ev.Principal, rep.Message)
 			}
 			return outcomeOfBody(rep.Message)
 		}

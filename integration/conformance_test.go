@@ -276,7 +276,12 @@ func conformanceStartPlatform(t *testing.T, bin string) *conformancePlatform {
 	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "run",
-		"--data-dir", dataDir, "--broker-port", "0", "--listen", "127.0.0.1:0")
+		"--data-dir", dataDir, "--broker-port", "0", "--listen", "127.0.0.1:0",
+		// Its own key space in the machine's Redis (make run uses it too).
+		"--topic-prefix", fmt.Sprintf("conformance-%d", os.Getpid()),
+		// The read models have their own tests; keep the machine's
+		// database out of this one.
+		"--pg-dsn", "")
 	// MCPSTREAM_* variables are flag defaults: keep the caller's out.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "MCPSTREAM_") {

@@ -35,10 +35,18 @@ func main() {
 	defer stop()
 	var err error
 	switch os.Args[1] {
-	case "run", "broker", "processor", "executor", "gateway":
+	case "run", "broker", "processor", "executor", "gateway", "redis-projector":
 		err = runRole(ctx, os.Args[1], os.Args[2:])
 	case "bench":
 		err = runBench(ctx, os.Args[2:])
+	case "projector":
+		err = runProjector(ctx, os.Args[2:])
+	case "replay":
+		err = runReplay(ctx, os.Args[2:])
+	case "topics":
+		err = runTopics(ctx, os.Args[2:])
+	case "lag":
+		err = runLag(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -62,6 +70,11 @@ commands:
   processor   goka processors (sessions, toolcalls) and an executor unless --with-executor=false
   executor    a tool executor
   gateway     an MCP endpoint
+  redis-projector  projects live sessions into Redis
+  projector   keep the PostgreSQL read models up to date (--pg-dsn; several DSNs shard)
+  replay      rebuild read models from the log into fresh tables and swap them in (resumable)
+  topics      describe topics (partitions, cleanup policy); --create makes missing ones
+  lag         consumer lag per group and partition (--pg-dsn adds the projector's)
   bench       load test against mcpstream and the go-sdk reference server
 
 Run "mcpstream <command> -h" for its flags. Every flag may be set as MCPSTREAM_<FLAG>.
@@ -102,6 +115,30 @@ func runRole(ctx context.Context, role string, args []string) error {
 	if role != "run" && role != "gateway" {
 		fs.StringVar(&cfg.OpsListen, "ops-listen", "127.0.0.1:0", "address of /metrics, /healthz, /readyz")
 	}
+	if role == "run" || role == "processor" || role == "gateway" || role == "redis-projector" {
+		def := ""
+		if role == "run" {
+			def = "127.0.0.1:6379" // make run uses a local Redis when there is one, and says so when not
+		}
+		fs.StringVar(&cfg.RedisAddr, "redis-addr", def, "Redis host:port for the session projection and the gateway cache (empty: no Redis)")
+	}
+	if role == "run" || role == "processor" {
+		def := ""
+		if role == "run" {
+			def = "postgres://postgres@127.0.0.1:5432/mcpstream?sslmode=disable" // make run: use the local PostgreSQL when there is one
+		}
+		fs.Func("pg-dsn", "PostgreSQL for the read models (comma-separated: shards); empty: none (default for run: the local mcpstream database)", func(v string) error {
+			cfg.ProjectionsDSNs = splitList(v)
+			return nil
+		})
+		cfg.ProjectionsDSNs = splitList(def)
+	}
+	if role == "run" || role == "processor" || role == "redis-projector" {
+		fs.DurationVar(&cfg.RedisIdleTTL, "redis-idle-ttl", time.Hour, "idle expiry of sessions projected into Redis")
+	}
+	if role == "run" || role == "processor" || role == "executor" {
+		fs.StringVar(&cfg.UpstreamsFile, "upstreams", "", "JSON file of upstream MCP servers whose tools are served as <name>.<tool> (see ops/upstreams/example.json)")
+	}
 	fs.IntVar(&cfg.ExecutorConcurrency, "executor-concurrency", 64, "tool jobs an executor runs at once")
 	fs.DurationVar(&cfg.ToolTimeout, "tool-timeout", 5*time.Minute, "longest a tool may run")
 	if err := parse(fs, args); err != nil {
@@ -121,10 +158,14 @@ func runRole(ctx context.Context, role string, args []string) error {
 	case "run":
 		cfg.Broker = len(cfg.Streams.Brokers) == 0
 		cfg.Processor, cfg.Executor, cfg.Gateway = true, withExecutor, true
+		cfg.RedisProjector = cfg.RedisAddr != ""
 	case "broker":
 		cfg.Broker = true
 	case "processor":
 		cfg.Processor, cfg.Executor = true, withExecutor
+		cfg.RedisProjector = cfg.RedisAddr != ""
+	case "redis-projector":
+		cfg.RedisProjector = true
 	case "executor":
 		cfg.Executor = true
 	case "gateway":

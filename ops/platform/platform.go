@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,10 +24,14 @@ import (
 	"github.com/mcpstream/mcpstream/processors/executor"
 	"github.com/mcpstream/mcpstream/processors/sessions"
 	"github.com/mcpstream/mcpstream/processors/toolcalls"
+	"github.com/mcpstream/mcpstream/projections"
+	"github.com/mcpstream/mcpstream/projections/cache"
+	redisproj "github.com/mcpstream/mcpstream/projections/redis"
 	"github.com/mcpstream/mcpstream/schemas"
 	"github.com/mcpstream/mcpstream/streams"
 	"github.com/mcpstream/mcpstream/tools"
 	"github.com/mcpstream/mcpstream/tools/conformance"
+	"github.com/mcpstream/mcpstream/tools/upstream"
 )
 
 // Config selects roles and configures them.
@@ -68,6 +73,23 @@ type Config struct {
 	// Those that also serve resources, prompts or completion (implement
 	// tools.ResourceProvider, PromptProvider or Completer) join the catalog.
 	Providers []tools.Provider
+	// RedisAddr enables Redis: the session projection (where
+	// RedisProjector is set) and the gateway's result cache. Empty: none.
+	RedisAddr string
+	// RedisProjector runs the Redis projector in this process.
+	RedisProjector bool
+	// RedisIdleTTL is the idle expiry of projected sessions. Zero: 1 h.
+	RedisIdleTTL time.Duration
+
+	// UpstreamsFile lists upstream MCP servers (tools/upstream) whose
+	// tools join the registry as "<name>.<tool>". Empty: none.
+	UpstreamsFile string
+
+	// ProjectionsDSNs enables the PostgreSQL read models, projected by a
+	// projector in each processor process; several DSNs shard the rows.
+	// Empty: none. Unreachable: the platform runs without them, saying so.
+	ProjectionsDSNs []string
+
 	// PageSize bounds every list page. Zero: 50.
 	PageSize int
 	// CursorKey signs pagination cursors; every processor of a deployment
@@ -99,7 +121,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if !cfg.Broker && !cfg.Processor && !cfg.Executor && !cfg.Gateway {
+	if !cfg.Broker && !cfg.Processor && !cfg.Executor && !cfg.Gateway && !cfg.RedisProjector {
 		return errors.New("platform: no role selected")
 	}
 	if cfg.InstanceID == "" {
@@ -141,6 +163,50 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	var redisStore *redisproj.Store
+	if cfg.RedisAddr != "" {
+		redisproj.RouteClientLogs(log)
+		prefix := cfg.Streams.Topics.Prefix
+		if prefix == "" {
+			prefix = streams.DefaultPrefix
+		}
+		redisStore, err = redisproj.NewStore(redisproj.Config{Addr: cfg.RedisAddr, KeyPrefix: prefix})
+		if err != nil {
+			return err
+		}
+		defer redisStore.Close() // after g.Wait
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := redisStore.Ping(pctx); err != nil {
+			log.Warn("redis not reachable: running without it until it is (the projection catches up, the gateway goes through the log)", "addr", cfg.RedisAddr, "err", err)
+		} else {
+			log.Info("redis reachable", "addr", cfg.RedisAddr)
+		}
+		cancel()
+	} else if cfg.Processor || cfg.Gateway {
+		log.Info("no --redis-addr: Redis projection and gateway cache are off")
+	}
+	if cfg.RedisProjector {
+		if redisStore == nil {
+			return errors.New("platform: the Redis projector needs --redis-addr")
+		}
+		rp, err := redisproj.NewProjector(schemaReg, redisStore, redisproj.ProjectorConfig{Streams: cfg.Streams,
+			ClientID: "redis-projector-" + cfg.InstanceID, IdleTTL: cfg.RedisIdleTTL, Logger: log,
+			Metrics: metrics.NewRedisProjector(reg)})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return supervise(ctx, log, "redis projector", rp.Run) })
+		checks.Add("redis-projector", rp.Ready)
+	}
+	var gwCache *cache.Cache
+	if cfg.Gateway && redisStore != nil {
+		gwCache, err = cache.New(redisStore, cache.Config{Logger: log, Metrics: metrics.NewCache(reg, "gw-"+cfg.InstanceID)})
+		if err != nil {
+			return err
+		}
+		defer gwCache.Close()
+	}
+
 	var toolReg *tools.Registry
 	var catalog *tools.CatalogRegistry
 	if cfg.Processor || cfg.Executor {
@@ -148,10 +214,45 @@ func Run(ctx context.Context, cfg Config) error {
 		if providers == nil && cfg.ConformanceTools {
 			providers = append(providers, conformance.New())
 		}
-		toolReg, err = tools.NewRegistryContext(ctx, providers...)
+		var regRef atomic.Pointer[tools.Registry]
+		if cfg.UpstreamsFile != "" {
+			ucfgs, err := upstream.Load(cfg.UpstreamsFile)
+			if err != nil {
+				return err
+			}
+			ups, err := upstream.NewAll(ucfgs, upstream.Options{Logger: log, OnToolsChanged: func() {
+				r := regRef.Load()
+				if r == nil {
+					return
+				}
+				rctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				if err := r.Refresh(rctx); err != nil {
+					log.Warn("refreshing tools after an upstream's list changed", "err", err)
+				}
+			}})
+			if err != nil {
+				return err
+			}
+			// After g.Wait: the executor no longer calls them; Close reaps
+			// every upstream process.
+			defer func() {
+				for _, u := range ups {
+					_ = u.Close()
+				}
+			}()
+			for _, u := range ups {
+				providers = append(providers, u)
+			}
+		}
+		// Bounds the first listing of upstream servers.
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		toolReg, err = tools.NewRegistryContext(lctx, providers...)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("building tool registry: %w", err)
 		}
+		regRef.Store(toolReg)
 		var cps []tools.CatalogProvider
 		for _, p := range providers {
 			switch p.(type) {
@@ -180,6 +281,26 @@ func Run(ctx context.Context, cfg Config) error {
 		checks.Add("sessions-processor", sp.Ready)
 		checks.Add("toolcalls-processor", tp.Ready)
 	}
+	if len(cfg.ProjectionsDSNs) > 0 && cfg.Processor {
+		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if len(cfg.ProjectionsDSNs) == 1 {
+			_ = projections.CreateDatabase(octx, cfg.ProjectionsDSNs[0])
+		}
+		st, err := projections.Open(octx, projections.StoreConfig{DSNs: cfg.ProjectionsDSNs, AsyncCommit: true, Logger: log})
+		cancel()
+		if err != nil {
+			log.Warn("PostgreSQL read models unavailable; running without them", "err", err)
+		} else {
+			pj, err := projections.New(projections.Deps{Store: st, Schemas: schemaReg, Logger: log, Metrics: metrics.NewProjector(reg)},
+				projections.Config{Streams: cfg.Streams, ClientID: "projector-" + cfg.InstanceID})
+			if err != nil {
+				st.Close()
+				return err
+			}
+			log.Info("projecting into PostgreSQL", "shards", len(cfg.ProjectionsDSNs))
+			g.Go(func() error { defer st.Close(); return supervise(ctx, log, "projector", pj.Run) })
+		}
+	}
 	if cfg.Executor {
 		em := metrics.NewExecutor(reg, cfg.InstanceID)
 		ex, err := executor.New(schemaReg, toolReg, executor.Config{Streams: cfg.Streams, ID: cfg.InstanceID,
@@ -195,7 +316,11 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		t := cfg.Streams.Topics
-		reg.MustRegister(metrics.NewLagCollector(kadm.NewClient(lagClient), log, t.SessionsGroup(), t.ToolCallsGroup(), t.ExecutorsGroup()))
+		prefix := t.Prefix
+		if prefix == "" {
+			prefix = streams.DefaultPrefix
+		}
+		reg.MustRegister(metrics.NewLagCollector(kadm.NewClient(lagClient), log, t.SessionsGroup(), t.ToolCallsGroup(), t.ExecutorsGroup(), prefix+"-redis-projector", projections.GroupName(t)))
 		g.Go(func() error { <-ctx.Done(); lagClient.Close(); return nil })
 	}
 
@@ -208,7 +333,7 @@ func Run(ctx context.Context, cfg Config) error {
 		gw, err := gateway.New(schemaReg, gateway.Config{Streams: cfg.Streams, ID: "gw-" + cfg.InstanceID,
 			MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 			AllowedOrigins: cfg.GatewayAllowedOrigins, AllowedHosts: cfg.GatewayAllowedHosts, PublicHost: cfg.GatewayPublicHost,
-			Logger: log, Metrics: metrics.NewGateway(reg, "gw-"+cfg.InstanceID)})
+			Logger: log, Metrics: metrics.NewGateway(reg, "gw-"+cfg.InstanceID), Results: resultCache(gwCache)})
 		if err != nil {
 			return err
 		}
@@ -311,4 +436,12 @@ func supervise(ctx context.Context, log *slog.Logger, name string, run func(cont
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// resultCache keeps a nil *cache.Cache from becoming a non-nil interface.
+func resultCache(c *cache.Cache) gateway.ResultCache {
+	if c == nil {
+		return nil
+	}
+	return c
 }
