@@ -3,7 +3,7 @@ GO ?= go
 GOFLAGS ?=
 PKGS := ./...
 
-.PHONY: run build test unit conformance-deps upstreams-deps bench vet fmt-check clean
+.PHONY: run build test unit conformance-deps upstreams-deps integration bench vet fmt-check clean
 
 ## run: the whole platform on the embedded broker (data in ./data); prints the MCP URL
 run:
@@ -20,6 +20,11 @@ test: conformance-deps upstreams-deps vet fmt-check
 ## unit: the fast tests only (no conformance suite install)
 unit:
 	$(GO) test -race -count=1 -short ./schemas/... ./streams/... ./jsonrpc/... ./tools ./tools/conformance ./processors/... ./gateway/...
+
+## integration: the container suite (needs a Docker engine; builds local images); see integration/containers/README.md
+integration:
+	ops/images/build.sh
+	TESTCONTAINERS_RYUK_DISABLED=$${TESTCONTAINERS_RYUK_DISABLED:-true} $(GO) test -race -tags containers -count=1 -timeout 30m -v ./integration/containers/
 
 conformance-deps:
 	ops/conformance/install.sh >/dev/null
