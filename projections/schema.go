@@ -208,6 +208,10 @@ func tableName(projection, gen string) string {
 	return projection + "__" + gen
 }
 
+// ConsumerName is the consumer column of projection_offsets for a
+// projection's table set (gen "" for live).
+func ConsumerName(projection, gen string) string { return consumerName(projection, gen) }
+
 // consumerName is the offsets key of a projection's table set.
 func consumerName(projection, gen string) string { return tableName(projection, gen) }
 

@@ -151,6 +151,15 @@ func shardsOf(t testing.TB, st projections.Store) []shard {
 // rows and the offsets were committed together, so they must tell the
 // same story at every moment, not only at the end. It also fails when a
 // key is stored on two shards. It returns the number of rows compared.
+//
+// Each database's offsets and rows are read in one REPEATABLE READ
+// transaction, i.e. one snapshot. WHY: a database may still be committing
+// while Check reads, even after the projector process is gone: a
+// projector SIGKILLed right after sending COMMIT leaves a server backend
+// that finishes the commit afterwards (seen under load: a shard's offsets
+// moved 40 records 5 ms after the killed child was reaped). Reading the
+// offsets, then the sessions, then the tool calls in separate statements
+// could straddle that commit and see its rows without its offsets.
 func Check(t testing.TB, st projections.Store, gen string, reg *schemas.Registry, topics streams.Topics, recs []*kgo.Record, from map[TP]int64) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -158,21 +167,11 @@ func Check(t testing.TB, st projections.Store, gen string, reg *schemas.Registry
 	seen := map[string]int{}
 	total := 0
 	for i, sh := range shardsOf(t, st) {
-		offs := map[TP]int64{}
-		for _, p := range projections.Live {
-			m, err := sh.pg.Offsets(ctx, p, gen)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range m {
-				offs[k] = v
-			}
-		}
+		offs, got := readSnapshot(t, ctx, sh.pg, gen)
 		model := Expect(t, reg, topics, recs, func(r *kgo.Record) bool {
 			k := TP{Topic: r.Topic, Partition: r.Partition}
 			return r.Offset < offs[k] && r.Offset >= from[k] && sh.owns(string(r.Key))
 		})
-		got := readRows(t, ctx, sh.pg, gen)
 		diff(t, fmt.Sprintf("shard %d (%s) sessions", i, sh.pg.Name()), model.Sessions, got.Sessions)
 		diff(t, fmt.Sprintf("shard %d (%s) tool_calls", i, sh.pg.Name()), model.Calls, got.Calls)
 		for k := range got.Sessions {
@@ -191,10 +190,44 @@ func Check(t testing.TB, st projections.Store, gen string, reg *schemas.Registry
 	return total
 }
 
-func readRows(t testing.TB, ctx context.Context, pg *projections.PG, gen string) Model {
+// checkHook, when set (by this package's own tests), runs in Check after a
+// database's offsets are read and before its rows are: a commit injected
+// there must not be seen.
+var checkHook func(pg *projections.PG)
+
+// readSnapshot reads one database's offsets of the live projections' table
+// sets for gen and its rows, in one snapshot.
+func readSnapshot(t testing.TB, ctx context.Context, pg *projections.PG, gen string) (map[TP]int64, Model) {
+	t.Helper()
+	tx, err := pg.Pool().BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		t.Fatalf("beginning snapshot of %s: %v", pg.Name(), err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var consumers []string
+	for _, p := range projections.Live {
+		consumers = append(consumers, projections.ConsumerName(p, gen))
+	}
+	rows, err := tx.Query(ctx, "SELECT topic, partition, next_offset FROM projection_offsets WHERE consumer = ANY($1)", consumers)
+	if err != nil {
+		t.Fatalf("reading offsets of %s: %v", pg.Name(), err)
+	}
+	offs := map[TP]int64{}
+	var tp TP
+	var next int64
+	if _, err := pgx.ForEachRow(rows, []any{&tp.Topic, &tp.Partition, &next}, func() error { offs[tp] = next; return nil }); err != nil {
+		t.Fatalf("reading offsets of %s: %v", pg.Name(), err)
+	}
+	if checkHook != nil {
+		checkHook(pg)
+	}
+	return offs, readRows(t, ctx, tx, gen)
+}
+
+func readRows(t testing.TB, ctx context.Context, q pgx.Tx, gen string) Model {
 	t.Helper()
 	m := Model{Sessions: map[string]string{}, Calls: map[string]string{}}
-	rows, err := pg.Pool().Query(ctx, `SELECT session_id, principal || '|' || state || '|' || requests || '|' || deleted || '|' ||
+	rows, err := q.Query(ctx, `SELECT session_id, principal || '|' || state || '|' || requests || '|' || deleted || '|' ||
 		src_partition || '|' || src_offset || '|' || coalesce(client_info->>'name', '') FROM `+projections.TableName(projections.Sessions, gen))
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +236,7 @@ func readRows(t testing.TB, ctx context.Context, pg *projections.PG, gen string)
 	if _, err := pgx.ForEachRow(rows, []any{&k, &v}, func() error { m.Sessions[k] = v; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	rows, err = pg.Pool().Query(ctx, `SELECT event_id, concat_ws('|', coalesce(session_id, '<null>'), coalesce(principal, ''),
+	rows, err = q.Query(ctx, `SELECT event_id, concat_ws('|', coalesce(session_id, '<null>'), coalesce(principal, ''),
 		coalesce(tool, ''), coalesce(encode(args_sha256, 'hex'), ''), coalesce(job_partition, -1), coalesce(job_offset, -1),
 		coalesce(executor, ''), coalesce(outcome, ''), coalesce(error_code, 0), coalesce(duration_ms, -1), coalesce(result_offset, -1))
 		FROM `+projections.TableName(projections.ToolCalls, gen))
