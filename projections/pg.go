@@ -19,11 +19,14 @@ import (
 
 // PG is the projections in one PostgreSQL database (any Layout).
 type PG struct {
-	pool   *pgxpool.Pool
-	cfg    StoreConfig
-	name   string
-	log    *slog.Logger
-	layout Layout
+	pool *pgxpool.Pool
+	cfg  StoreConfig
+	name string
+	log  *slog.Logger
+	// layout is set by Migrate, which several projectors sharing a store
+	// may run at once; read it through Layout.
+	layoutMu sync.Mutex
+	layout   Layout
 
 	mu    sync.Mutex
 	stmts map[string]*statements // by generation
@@ -58,7 +61,11 @@ func (s *PG) Name() string { return s.name }
 func (s *PG) Pool() *pgxpool.Pool { return s.pool }
 
 // Layout is the layout in force after Migrate.
-func (s *PG) Layout() Layout { return s.layout }
+func (s *PG) Layout() Layout {
+	s.layoutMu.Lock()
+	defer s.layoutMu.Unlock()
+	return s.layout
+}
 
 // Migrate implements Store.
 func (s *PG) Migrate(ctx context.Context) error {
@@ -66,7 +73,9 @@ func (s *PG) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrating %s: %w", s.name, err)
 	}
+	s.layoutMu.Lock()
 	s.layout = layout
+	s.layoutMu.Unlock()
 	return nil
 }
 
@@ -372,7 +381,7 @@ func (s *PG) BeginRebuild(ctx context.Context, runs []Run) error {
 			}
 			// DDL first: Citus wants distributed DDL before writes in a
 			// transaction.
-			for _, st := range createTable(spec, tableName(r.Projection, r.Generation), s.layout, s.cfg.Partitions) {
+			for _, st := range createTable(spec, tableName(r.Projection, r.Generation), s.Layout(), s.cfg.Partitions) {
 				if _, err := tx.Exec(ctx, st); err != nil {
 					return fmt.Errorf("%s: %w", firstLine(st), err)
 				}
