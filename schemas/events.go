@@ -108,6 +108,13 @@ type ToolCallState struct {
 	CallOffset  int64
 	AcceptedAt  time.Time
 	CompletedAt time.Time
+	// Job is the framed ToolJob while the call runs (see toolcall_state.avsc).
+	Job              []byte
+	Idempotent       bool
+	ClaimExecutor    string
+	ClaimIncarnation string
+	Attempts         int32
+	CancelRequested  bool
 }
 
 // ToolJob is an accepted tool call (tool_job.avsc).
@@ -158,9 +165,10 @@ func unNullBytes(v any) []byte {
 	return nil
 }
 
-func str(m map[string]any, k string) string { s, _ := m[k].(string); return s }
-func i64(m map[string]any, k string) int64  { n, _ := m[k].(int64); return n }
-func i32(m map[string]any, k string) int32  { n, _ := m[k].(int32); return n }
+func str(m map[string]any, k string) string   { s, _ := m[k].(string); return s }
+func i64(m map[string]any, k string) int64    { n, _ := m[k].(int64); return n }
+func i32(m map[string]any, k string) int32    { n, _ := m[k].(int32); return n }
+func boolean(m map[string]any, k string) bool { b, _ := m[k].(bool); return b }
 func ts(m map[string]any, k string) time.Time {
 	t, _ := m[k].(time.Time)
 	return t
@@ -293,17 +301,23 @@ func (r *Registry) EncodeToolCall(s *ToolCallState) ([]byte, error) {
 		completed = time.UnixMilli(0)
 	}
 	return r.encode("toolcall_state.avsc", map[string]any{
-		"event_id":     s.EventID,
-		"session_id":   s.SessionID,
-		"principal":    s.Principal,
-		"tool":         s.Tool,
-		"status":       string(s.Status),
-		"response":     nullable("bytes", s.Response),
-		"waiters":      waiters,
-		"duplicates":   s.Duplicates,
-		"call_offset":  s.CallOffset,
-		"accepted_at":  s.AcceptedAt,
-		"completed_at": completed,
+		"event_id":          s.EventID,
+		"session_id":        s.SessionID,
+		"principal":         s.Principal,
+		"tool":              s.Tool,
+		"status":            string(s.Status),
+		"response":          nullable("bytes", s.Response),
+		"waiters":           waiters,
+		"duplicates":        s.Duplicates,
+		"call_offset":       s.CallOffset,
+		"accepted_at":       s.AcceptedAt,
+		"completed_at":      completed,
+		"job":               nullable("bytes", s.Job),
+		"idempotent":        s.Idempotent,
+		"claim_executor":    s.ClaimExecutor,
+		"claim_incarnation": s.ClaimIncarnation,
+		"attempts":          s.Attempts,
+		"cancel_requested":  s.CancelRequested,
 	})
 }
 
@@ -323,6 +337,13 @@ func (r *Registry) DecodeToolCall(b []byte) (*ToolCallState, error) {
 		Duplicates: i32(m, "duplicates"),
 		CallOffset: i64(m, "call_offset"),
 		AcceptedAt: ts(m, "accepted_at"),
+		// Fields below are absent from values written with toolcall_state.v1.
+		Job:              unNullBytes(m["job"]),
+		Idempotent:       boolean(m, "idempotent"),
+		ClaimExecutor:    str(m, "claim_executor"),
+		ClaimIncarnation: str(m, "claim_incarnation"),
+		Attempts:         i32(m, "attempts"),
+		CancelRequested:  boolean(m, "cancel_requested"),
 	}
 	if c := ts(m, "completed_at"); c.UnixMilli() != 0 {
 		s.CompletedAt = c

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/linkedin/goavro/v2"
 )
@@ -17,12 +19,29 @@ var files embed.FS
 // forever. A changed schema gets a new id here and the old one stays
 // decodable; schemas/testdata/fingerprints.txt pins each id to its text.
 var ids = map[string]uint32{
-	"request_event.avsc":  1,
-	"reply_event.avsc":    2,
-	"session_state.avsc":  3,
-	"toolcall_state.avsc": 4,
-	"tool_job.avsc":       5,
-	"tool_result.avsc":    6,
+	"request_event.avsc":     1,
+	"reply_event.avsc":       2,
+	"session_state.avsc":     3,
+	"toolcall_state.v1.avsc": 4,
+	"tool_job.avsc":          5,
+	"tool_result.avsc":       6,
+	"tool_control.avsc":      7,
+	"executor_command.avsc":  8,
+	"executor_beat.avsc":     9,
+	"toolcall_state.avsc":    10,
+}
+
+// family maps a retired schema file (name.vN.avsc) to the current file of
+// its record type: values written with an older version stay readable,
+// while new values are always written with the current one.
+func family(file string) string {
+	base := strings.TrimSuffix(file, ".avsc")
+	if i := strings.LastIndex(base, ".v"); i > 0 {
+		if _, err := strconv.Atoi(base[i+2:]); err == nil {
+			return base[:i] + ".avsc"
+		}
+	}
+	return file
 }
 
 const magic = 0
@@ -71,7 +90,9 @@ func Load() (*Registry, error) {
 		}
 		s := &Schema{ID: id, File: e.Name(), Name: c.Schema(), Codec: c}
 		r.byID[id] = s
-		r.byFile[e.Name()] = s
+		if family(e.Name()) == e.Name() {
+			r.byFile[e.Name()] = s
+		}
 	}
 	return r, nil
 }
@@ -123,7 +144,7 @@ func (r *Registry) decode(file string, data []byte) (map[string]any, error) {
 	if !ok {
 		return nil, fmt.Errorf("decoding schema id %d: %w", id, ErrUnknownSchema)
 	}
-	if s.File != file {
+	if family(s.File) != file {
 		return nil, fmt.Errorf("decoding: value has schema %s (id %d), want %s", s.File, id, file)
 	}
 	native, rest, err := s.Codec.NativeFromBinary(data[5:])
