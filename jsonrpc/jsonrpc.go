@@ -15,6 +15,8 @@ const (
 	CodeInternalError              = -32603
 	CodeSessionNotFound            = -32001 // mcpstream: unknown or ended session (HTTP 404)
 	CodeTimeout                    = -32002 // mcpstream: no reply within the gateway's deadline (HTTP 504)
+	CodeCallInterrupted            = -32003 // mcpstream: a non-idempotent call's executor died mid-call; not retried
+	CodeRequestCancelled           = -32004 // mcpstream: the client cancelled the call (notifications/cancelled)
 	CodeHeaderMismatch             = -32020 // MCP 2026-07-28
 	CodeMissingClientCapability    = -32021
 	CodeUnsupportedProtocolVersion = -32022

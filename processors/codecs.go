@@ -16,6 +16,9 @@ type Codecs struct {
 	ToolCall goka.Codec
 	Job      goka.Codec
 	Result   goka.Codec
+	Control  goka.Codec
+	Command  goka.Codec
+	Beat     goka.Codec
 }
 
 // NewCodecs builds the codecs over r.
@@ -27,6 +30,9 @@ func NewCodecs(r *schemas.Registry) Codecs {
 		ToolCall: codec[schemas.ToolCallState]{r.EncodeToolCall, r.DecodeToolCall},
 		Job:      codec[schemas.ToolJob]{r.EncodeJob, r.DecodeJob},
 		Result:   codec[schemas.ToolResult]{r.EncodeResult, r.DecodeResult},
+		Control:  codec[schemas.ToolControl]{r.EncodeControl, r.DecodeControl},
+		Command:  codec[schemas.ExecutorCommand]{r.EncodeCommand, r.DecodeCommand},
+		Beat:     codec[schemas.ExecutorBeat]{r.EncodeBeat, r.DecodeBeat},
 	}
 }
 

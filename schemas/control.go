@@ -13,6 +13,9 @@ const (
 	ControlClaim  ToolControlKind = "CLAIM"
 	ControlOrphan ToolControlKind = "ORPHAN"
 	ControlCancel ToolControlKind = "CANCEL"
+	// ControlRelease gives back a granted call whose body never started (an
+	// executor shutting down): it can run elsewhere, idempotent or not.
+	ControlRelease ToolControlKind = "RELEASE"
 )
 
 // ToolControl is a control event for one call (tool_control.avsc).

@@ -53,6 +53,14 @@ func NewBroker(cfg BrokerConfig) (*Broker, error) {
 		kfake.ClusterID("mcpstream"),
 		kfake.GroupMinSessionTimeout(time.Second),
 		kfake.GroupMaxSessionTimeout(5 * time.Minute),
+		// Share-group members are executors: a dead one must lose its
+		// partitions in seconds, not the default 45 s, or the jobs assigned
+		// to it wait that long (its held records are released at once when
+		// its connection drops; its assignment is not).
+		kfake.BrokerConfigs(map[string]string{
+			"group.share.heartbeat.interval.ms": "500",
+			"group.share.session.timeout.ms":    "6000",
+		}),
 	}
 	if cfg.ListenHost != "" || cfg.AdvertiseHost != "" {
 		opts = append(opts, kfake.ListenFn(func(network, addr string) (net.Listener, error) {

@@ -40,6 +40,20 @@ func (t Topics) ToolCalls() string { return t.p() + ".toolcalls" }
 // with ToolCalls so one processor instance owns both sides of a call.
 func (t Topics) ToolResults() string { return t.p() + ".tool-results" }
 
+// ToolControls carries claims, orphan reports and cancellations of calls,
+// keyed by event id; co-partitioned with ToolCalls. Apart from ToolResults
+// so that projections of results never see control traffic.
+func (t Topics) ToolControls() string { return t.p() + ".tool-controls" }
+
+// ExecutorCommands carries the toolcalls processor's grants, drops and
+// cancellations, keyed by executor id: each executor reads the one partition
+// its id hashes to, as gateways do with Replies.
+func (t Topics) ExecutorCommands() string { return t.p() + ".executor-commands" }
+
+// Executors is the compacted liveness table of executors (beats with the
+// calls each holds), keyed by executor id; every executor reads all of it.
+func (t Topics) Executors() string { return t.p() + ".executors" }
+
 // Jobs carries tool calls for executors, keyed by event id.
 func (t Topics) Jobs() string { return t.p() + ".jobs" }
 
@@ -73,8 +87,11 @@ func (t Topics) Specs() []Spec {
 		{Name: t.Requests()},
 		{Name: t.ToolCalls()},
 		{Name: t.ToolResults()},
+		{Name: t.ToolControls()},
 		{Name: t.Jobs()},
 		{Name: t.Replies()},
+		{Name: t.ExecutorCommands()},
+		{Name: t.Executors(), Compacted: true},
 		{Name: Table(t.SessionsGroup()), Compacted: true},
 		{Name: Table(t.ToolCallsGroup()), Compacted: true},
 	}

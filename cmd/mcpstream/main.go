@@ -138,12 +138,21 @@ func runRole(ctx context.Context, role string, args []string) error {
 	}
 	if role == "run" || role == "processor" || role == "executor" {
 		fs.StringVar(&cfg.UpstreamsFile, "upstreams", "", "JSON file of upstream MCP servers whose tools are served as <name>.<tool> (see ops/upstreams/example.json)")
+		fs.StringVar(&cfg.CountingToolLog, "counting-tool-log", "", "serve the test tools tally and tally_idempotent, appending each execution to this file (chaos test, benchmark); empty: off")
 	}
 	fs.IntVar(&cfg.ExecutorConcurrency, "executor-concurrency", 64, "tool jobs an executor runs at once")
 	fs.DurationVar(&cfg.ToolTimeout, "tool-timeout", 5*time.Minute, "longest a tool may run")
+	toolTimeouts := fs.String("tool-timeouts", "", "per-tool timeouts overriding --tool-timeout, e.g. slow.report=20m,everything.echo=5s")
+	fs.StringVar(&cfg.ExecutorMode, "executor-mode", "auto", "how executors share jobs: share (Kafka share groups, KIP-932: idle executors take any waiting job), group (classic consumer group: whole partitions per executor), auto (share where the broker supports it)")
+	fs.DurationVar(&cfg.ExecutorLease, "executor-lease", 10*time.Second, "an executor silent this long has its in-flight calls reported orphaned: retried if the tool is idempotent, answered -32003 if not")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	tt, err := parseToolTimeouts(*toolTimeouts)
+	if err != nil {
+		return err
+	}
+	cfg.ToolTimeouts = tt
 	if f := fs.Lookup("allowed-origins"); f != nil {
 		cfg.GatewayAllowedOrigins = splitList(f.Value.String())
 		cfg.GatewayAllowedHosts = splitList(fs.Lookup("allowed-hosts").Value.String())
@@ -232,4 +241,21 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// parseToolTimeouts reads name=duration pairs separated by commas.
+func parseToolTimeouts(s string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, kv := range splitList(s) {
+		name, dur, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, fmt.Errorf("--tool-timeouts: %q is not name=duration", kv)
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(dur))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("--tool-timeouts: %q: want a positive duration like 30s", kv)
+		}
+		out[strings.TrimSpace(name)] = d
+	}
+	return out, nil
 }

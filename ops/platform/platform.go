@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"github.com/mcpstream/mcpstream/streams"
 	"github.com/mcpstream/mcpstream/tools"
 	"github.com/mcpstream/mcpstream/tools/conformance"
+	"github.com/mcpstream/mcpstream/tools/counting"
 	"github.com/mcpstream/mcpstream/tools/upstream"
 )
 
@@ -68,6 +70,14 @@ type Config struct {
 
 	ExecutorConcurrency int
 	ToolTimeout         time.Duration
+	// ToolTimeouts overrides ToolTimeout per exposed tool name.
+	ToolTimeouts map[string]time.Duration
+	// ExecutorMode is auto (share groups where the broker has them), share
+	// or group; see processors/executor.
+	ExecutorMode string
+	// ExecutorLease is how long an executor may go silent before its calls
+	// are reported orphaned. Zero: 10 s.
+	ExecutorLease time.Duration
 
 	// Providers are the tool providers. Nil: the built-ins enabled below.
 	// Those that also serve resources, prompts or completion (implement
@@ -99,6 +109,10 @@ type Config struct {
 	// ConformanceTools enables the built-in provider with the official
 	// conformance suite's fixtures.
 	ConformanceTools bool
+	// CountingToolLog enables the built-in "counting" provider (tally,
+	// tally_idempotent), which appends every execution to this file; the
+	// chaos test and the executor benchmark use it. Empty: off.
+	CountingToolLog string
 
 	Logger *slog.Logger
 	// Registry receives metrics; nil: a new registry with Go/process
@@ -214,6 +228,15 @@ func Run(ctx context.Context, cfg Config) error {
 		if providers == nil && cfg.ConformanceTools {
 			providers = append(providers, conformance.New())
 		}
+		if cfg.CountingToolLog != "" {
+			cp, err := counting.New(cfg.CountingToolLog)
+			if err != nil {
+				return err
+			}
+			defer cp.Close() // after g.Wait: no executor calls it any more
+			// Clip: appending must not write into the caller's Providers array.
+			providers = append(slices.Clip(providers), cp)
+		}
 		var regRef atomic.Pointer[tools.Registry]
 		if cfg.UpstreamsFile != "" {
 			ucfgs, err := upstream.Load(cfg.UpstreamsFile)
@@ -304,7 +327,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Executor {
 		em := metrics.NewExecutor(reg, cfg.InstanceID)
 		ex, err := executor.New(schemaReg, toolReg, executor.Config{Streams: cfg.Streams, ID: cfg.InstanceID,
-			Concurrency: cfg.ExecutorConcurrency, ToolTimeout: cfg.ToolTimeout, Logger: log, Observe: em.Observe})
+			Concurrency: cfg.ExecutorConcurrency, ToolTimeout: cfg.ToolTimeout, ToolTimeouts: cfg.ToolTimeouts,
+			Mode: executor.Mode(cfg.ExecutorMode), Lease: cfg.ExecutorLease, Logger: log, Observe: em.Observe})
 		if err != nil {
 			return err
 		}

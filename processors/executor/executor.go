@@ -18,143 +18,157 @@ import (
 	"github.com/mcpstream/mcpstream/tools"
 )
 
+// Mode selects how executors share the jobs topic.
+type Mode string
+
+const (
+	// ModeAuto uses share groups when the broker offers them, a consumer
+	// group otherwise.
+	ModeAuto Mode = "auto"
+	// ModeShare uses a Kafka share group (KIP-932): any idle executor takes
+	// any waiting job, so work is stolen from busy executors record by record.
+	ModeShare Mode = "share"
+	// ModeGroup uses a classic consumer group: each executor owns whole
+	// partitions, and balance comes from having more partitions than
+	// executors. A busy executor's backlog waits for it.
+	ModeGroup Mode = "group"
+)
+
 // Config configures an executor.
 type Config struct {
 	Streams streams.Config
-	// ID names this executor in results and metrics. Required.
+	// ID names this executor in claims, results and metrics; unique among
+	// live executors, and stable across restarts of one (a restart is then
+	// recognised at once instead of after the lease). Required.
 	ID string
 	// Concurrency bounds jobs running at once. Zero means 64.
 	Concurrency int
 	// ToolTimeout bounds one tool run. Zero means 5 minutes.
 	ToolTimeout time.Duration
-	Logger      *slog.Logger
+	// ToolTimeouts overrides ToolTimeout per exposed tool name.
+	ToolTimeouts map[string]time.Duration
+	// Mode is ModeAuto when empty.
+	Mode Mode
+	// Lease is how long an executor may go without a beat before the others
+	// report the calls it holds as orphaned. Zero means 10 s. Beats go out
+	// ten times per lease.
+	Lease  time.Duration
+	Logger *slog.Logger
 	// Observe, if set, is called after each job with the tool name, how it
-	// ended ("ok", "tool_error", "error", "timeout") and its duration.
+	// ended ("ok", "tool_error", "error", "timeout", "cancelled") and its
+	// duration.
 	Observe func(tool, outcome string, d time.Duration)
 }
 
-// Executor runs jobs.
+// Executor runs jobs. Before a job's tool body runs, the toolcalls
+// processor must grant this executor the call (see claims.go); the table's
+// claim, plus the beats every executor publishes, is what keeps a call from
+// running twice.
 type Executor struct {
 	cfg   Config
 	reg   *schemas.Registry
 	tools *tools.Registry
 	log   *slog.Logger
-	cl    *kgo.Client
+	inc   string // this process's incarnation
+	mode  Mode
 
-	mu      sync.Mutex
-	pending map[int32]*partitionTrack
+	cl   *kgo.Client // jobs (group or share) and every produce
+	cmds *kgo.Client // this executor's partition of executor-commands
+	tbl  *kgo.Client // the executors table
+
+	mu         sync.Mutex
+	held       map[string]*call
+	version    uint64 // bumped whenever held gains a call
+	durable    uint64 // highest version a durable beat covered
+	durableCh  chan struct{}
+	lastBeatOK time.Time
+	peers      map[string]*peer
+	beatKick   chan struct{}
+
+	sem     chan struct{}
 	running sync.WaitGroup
 }
 
-// New validates cfg and builds the Kafka client (it connects lazily).
+// New validates cfg and builds the Kafka clients (they connect lazily).
 func New(reg *schemas.Registry, tr *tools.Registry, cfg Config) (*Executor, error) {
 	cfg.Streams = cfg.Streams.WithDefaults()
 	if cfg.ID == "" {
 		return nil, errors.New("executor: ID is required")
 	}
-	if cfg.Concurrency == 0 {
+	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 64
 	}
 	if cfg.ToolTimeout == 0 {
 		cfg.ToolTimeout = 5 * time.Minute
 	}
+	if cfg.Lease == 0 {
+		cfg.Lease = 10 * time.Second
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeAuto
+	}
+	switch cfg.Mode {
+	case ModeAuto, ModeShare, ModeGroup:
+	default:
+		return nil, fmt.Errorf("executor: unknown mode %q (want auto, share or group)", cfg.Mode)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Executor{cfg: cfg, reg: reg, tools: tr, log: cfg.Logger.With("executor", cfg.ID), pending: map[int32]*partitionTrack{}}
-	t := cfg.Streams.Topics
-	cl, err := streams.NewClient(cfg.Streams, "executor-"+cfg.ID, cfg.Logger,
-		kgo.ConsumerGroup(t.ExecutorsGroup()),
-		kgo.ConsumeTopics(t.Jobs()),
-		kgo.DisableAutoCommit(),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(250*time.Millisecond),
-		kgo.SessionTimeout(12*time.Second),
-		kgo.HeartbeatInterval(500*time.Millisecond),
-		kgo.OnPartitionsRevoked(e.onRevoked),
-		kgo.OnPartitionsLost(e.onRevoked),
-	)
-	if err != nil {
-		return nil, err
-	}
-	e.cl = cl
+	e := &Executor{cfg: cfg, reg: reg, tools: tr, inc: streams.NewID()[:12],
+		held: map[string]*call{}, durableCh: make(chan struct{}), peers: map[string]*peer{},
+		beatKick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Concurrency)}
+	e.log = cfg.Logger.With("executor", cfg.ID, "incarnation", e.inc)
 	return e, nil
 }
 
-// Run consumes jobs until ctx is done, then waits for running jobs to
-// report (bounded by ToolTimeout) and commits.
-func (e *Executor) Run(ctx context.Context) error {
-	defer e.cl.Close()
-	sem := make(chan struct{}, e.cfg.Concurrency)
-	// Committing after every job would put a broker round trip on each one;
-	// a short period bounds what a crash re-runs instead.
-	stopCommits := make(chan struct{})
-	commitsDone := make(chan struct{})
-	go func() {
-		defer close(commitsDone)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopCommits:
-				return
-			case <-t.C:
-				e.commit(ctx)
-			}
-		}
-	}()
-	for {
-		fetches := e.cl.PollRecords(ctx, e.cfg.Concurrency)
-		if ctx.Err() != nil {
-			break
-		}
-		if errs := fetches.Errors(); len(errs) > 0 {
-			for _, fe := range errs {
-				e.log.Warn("fetching jobs", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
-			}
-		}
-		for _, rec := range fetches.Records() {
-			job, err := e.reg.DecodeJob(rec.Value)
-			e.track(rec)
-			if err != nil {
-				// An undecodable job can never run; skipping it is the only
-				// way forward, and it is logged for the operator.
-				e.log.Error("dropping undecodable job", "partition", rec.Partition, "offset", rec.Offset, "err", err)
-				e.done(rec)
-				continue
-			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-			}
-			if ctx.Err() != nil {
-				break
-			}
-			e.running.Add(1)
-			go func() {
-				defer e.running.Done()
-				defer func() { <-sem }()
-				e.runJob(context.WithoutCancel(ctx), job)
-				e.done(rec)
-			}()
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	e.running.Wait()
-	close(stopCommits)
-	<-commitsDone
-	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	e.commit(cctx)
-	return nil
+// Incarnation identifies this process among the runs of one executor id.
+func (e *Executor) Incarnation() string { return e.inc }
+
+// Mode reports the mode in use once Run has started (ModeAuto before).
+func (e *Executor) Mode() Mode {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mode
 }
 
-func (e *Executor) runJob(ctx context.Context, job *schemas.ToolJob) {
+// Run consumes jobs until ctx is done, then waits for running jobs to
+// report (bounded by their timeouts).
+func (e *Executor) Run(ctx context.Context) error {
+	if err := e.start(ctx); err != nil {
+		return err
+	}
+	defer e.tbl.Close()
+	defer e.cmds.Close()
+	defer e.cl.Close()
+
+	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	var bgDone sync.WaitGroup
+	bgDone.Add(2)
+	go func() { defer bgDone.Done(); e.readCommands(bg) }()
+	go func() { defer bgDone.Done(); e.beatLoop(bg) }()
+
+	err := e.consume(ctx)
+
+	// Jobs already granted run to the end: their callers wait for them, and
+	// cutting them off would turn them into orphans.
+	e.running.Wait()
+	e.releaseUnstarted(context.WithoutCancel(ctx))
+	stopBg()
+	bgDone.Wait()
+	e.finalBeat()
+	return err
+}
+
+func (e *Executor) runJob(ctx context.Context, c *call) {
+	job := c.job
 	start := time.Now()
 	n := &notifier{e: e, job: job}
-	tctx, cancel := context.WithTimeout(ctx, e.cfg.ToolTimeout)
+	timeout := e.cfg.ToolTimeout
+	if d, ok := e.cfg.ToolTimeouts[job.Tool]; ok && d > 0 {
+		timeout = d
+	}
+	tctx, cancel := context.WithTimeout(c.ctx, timeout)
 	if job.ClientCapabilities != nil {
 		tctx = tools.WithClientCapabilities(tctx, job.ClientCapabilities)
 	} else {
@@ -164,9 +178,17 @@ func (e *Executor) runJob(ctx context.Context, job *schemas.ToolJob) {
 		ProgressToken: job.ProgressToken, SessionID: job.SessionID, EventID: job.EventID}, n)
 	timedOut := tctx.Err() == context.DeadlineExceeded
 	cancel()
-	body, outcome := responseBody(res, err, timedOut, e.cfg.ToolTimeout)
+	body, outcome := responseBody(res, err, timedOut, timeout)
+	if c.cancelled() {
+		body, outcome = jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeRequestCancelled, "request cancelled by the client")), "cancelled"
+	}
 	if e.cfg.Observe != nil {
 		e.cfg.Observe(job.Tool, outcome, time.Since(start))
+	}
+	if c.abandoned() {
+		// Another executor holds the call (an idempotent job started before
+		// its claim was answered): its result is the one that counts.
+		return
 	}
 	// Notifications must be in the log before the result, or the gateway
 	// could answer the request and close the stream before they arrive.
@@ -178,19 +200,31 @@ func (e *Executor) runJob(ctx context.Context, job *schemas.ToolJob) {
 		return
 	}
 	rec := &kgo.Record{Topic: e.cfg.Streams.Topics.ToolResults(), Key: []byte(job.EventID), Value: val}
+	// The call stays in this executor's beats until its result is durable:
+	// giving up earlier would leave the caller waiting on a holder that
+	// forgot it. Retrying stops only at shutdown, after which the call is
+	// reported orphaned by the others once the lease runs out.
 	for attempt := 0; ; attempt++ {
-		if err := e.cl.ProduceSync(ctx, rec).FirstErr(); err == nil {
-			e.replyFirst(ctx, job, body)
-			return
-		} else if attempt >= 10 {
-			// Leaving the offset uncommitted (we still mark it done, but a
-			// crash before commit re-runs it) is all we can do; the log says
-			// which call is affected.
-			e.log.Error("producing result failed", "event", job.EventID, "err", err)
+		err := e.cl.ProduceSync(ctx, rec).FirstErr()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			e.log.Error("producing result failed at shutdown", "event", job.EventID, "err", err)
 			return
 		}
-		time.Sleep(200 * time.Millisecond)
+		if attempt%10 == 0 {
+			e.log.Warn("producing result", "event", job.EventID, "attempt", attempt, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
+	if e.healthy() {
+		e.replyFirst(ctx, job, body)
+	}
+	e.forget(job.EventID)
 }
 
 // replyFirst answers the caller that triggered the job straight away,

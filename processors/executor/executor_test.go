@@ -56,30 +56,6 @@ func TestResponseBody(t *testing.T) {
 	}
 }
 
-// Jobs finish out of order; committing past one still running would lose
-// it in a crash.
-func TestAdvanceCommitsOnlyFinishedPrefix(t *testing.T) {
-	pt := &partitionTrack{inflight: map[int64]bool{10: false, 11: false, 12: false}}
-	pt.inflight[11] = true
-	if got := pt.advance(); got != -1 {
-		t.Fatalf("advance with 10 running = %d, want -1", got)
-	}
-	pt.inflight[10] = true
-	if got := pt.advance(); got != 12 {
-		t.Fatalf("advance after 10, 11 done = %d, want 12", got)
-	}
-	if _, ok := pt.inflight[12]; !ok || len(pt.inflight) != 1 {
-		t.Fatalf("inflight after advance = %v, want only 12", pt.inflight)
-	}
-	if got := pt.advance(); got != -1 {
-		t.Fatalf("advance with 12 running = %d, want -1", got)
-	}
-	pt.inflight[12] = true
-	if got := pt.advance(); got != 13 {
-		t.Fatalf("advance = %d, want 13", got)
-	}
-}
-
 func TestWantsLog(t *testing.T) {
 	for _, tc := range []struct {
 		min, level string

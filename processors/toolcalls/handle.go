@@ -1,6 +1,7 @@
 package toolcalls
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/mcpstream/mcpstream/jsonrpc"
@@ -9,9 +10,13 @@ import (
 
 // Outcome is what one event does.
 type Outcome struct {
-	State   *schemas.ToolCallState
-	Job     *schemas.ToolJob // dispatch to executors
-	Replies []*schemas.ReplyEvent
+	State *schemas.ToolCallState
+	// Job dispatches a job to executors; Redispatch sends the state's stored
+	// job again (an orphaned call of an idempotent tool).
+	Job        *schemas.ToolJob
+	Redispatch bool
+	Replies    []*schemas.ReplyEvent
+	Commands   []*schemas.ExecutorCommand
 }
 
 func replyTo(w schemas.Waiter, st *schemas.ToolCallState, now time.Time) *schemas.ReplyEvent {
@@ -20,12 +25,12 @@ func replyTo(w schemas.Waiter, st *schemas.ToolCallState, now time.Time) *schema
 }
 
 // OnCall handles an accepted tools/call found at offset of the toolcalls
-// topic.
-func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, offset int64, now time.Time) Outcome {
+// topic; framed is the job as stored in the log.
+func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, framed []byte, offset int64, now time.Time) Outcome {
 	w := schemas.Waiter{Gateway: job.ReplyGateway, ReplyToken: job.ReplyToken}
 	if st == nil {
 		next := &schemas.ToolCallState{EventID: job.EventID, SessionID: job.SessionID, Principal: job.Principal,
-			Tool: job.Tool, Status: schemas.CallRunning, AcceptedAt: now, CallOffset: offset}
+			Tool: job.Tool, Status: schemas.CallRunning, AcceptedAt: now, CallOffset: offset, Job: framed}
 		if w.Gateway != "" {
 			next.Waiters = []schemas.Waiter{w}
 		}
@@ -59,7 +64,12 @@ func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, offset int64, now t
 		if offset == st.CallOffset {
 			// The call that created this state, delivered again: goka
 			// replayed it after a crash, and the job it dispatched may not
-			// have left. Dispatch again (at-least-once to executors).
+			// have left. Dispatch again unless an executor already claimed
+			// it; a second delivery is harmless either way, because an
+			// executor runs a job only after the claim is granted to it.
+			if st.ClaimExecutor != "" {
+				return Outcome{}
+			}
 			return Outcome{Job: job}
 		}
 		for _, have := range st.Waiters {
@@ -76,21 +86,129 @@ func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, offset int64, now t
 	}
 }
 
-// OnResult completes a call with an executor's result. Only the first
-// result counts: a second one comes from a job that ran again after an
-// executor crash, and its waiters were already answered.
-func OnResult(st *schemas.ToolCallState, res *schemas.ToolResult, now time.Time) Outcome {
-	if st == nil || st.Status == schemas.CallCompleted {
+func command(c *schemas.ToolControl, st *schemas.ToolCallState, kind schemas.ExecutorCommandKind, now time.Time) *schemas.ExecutorCommand {
+	cmd := &schemas.ExecutorCommand{Executor: c.Executor, Incarnation: c.Incarnation, EventID: c.EventID, Kind: kind, ProducedAt: now}
+	if st != nil {
+		cmd.Attempt = st.Attempts
+		if kind == schemas.CommandConflict {
+			cmd.HolderExecutor, cmd.HolderIncarnation = st.ClaimExecutor, st.ClaimIncarnation
+		}
+	}
+	return cmd
+}
+
+// OnControl handles a claim, an orphan report or a cancellation. The table
+// is the single arbiter of who runs a call: every decision here depends only
+// on the state and the event, so a processor that replays events after a
+// crash makes the same decisions again.
+func OnControl(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time) Outcome {
+	switch c.Kind {
+	case schemas.ControlClaim:
+		return onClaim(st, c, now)
+	case schemas.ControlOrphan:
+		return onOrphan(st, c, now)
+	case schemas.ControlCancel:
+		return onCancel(st, now)
+	case schemas.ControlRelease:
+		return onRelease(st, c)
+	}
+	return Outcome{}
+}
+
+func onClaim(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time) Outcome {
+	switch {
+	case st == nil, st.Status == schemas.CallCompleted, st.CancelRequested:
+		return Outcome{Commands: []*schemas.ExecutorCommand{command(c, st, schemas.CommandDrop, now)}}
+	case st.ClaimExecutor == "":
+		next := *st
+		next.ClaimExecutor, next.ClaimIncarnation = c.Executor, c.Incarnation
+		next.Idempotent = c.Idempotent
+		next.Attempts++
+		return Outcome{State: &next, Commands: []*schemas.ExecutorCommand{command(c, &next, schemas.CommandGrant, now)}}
+	case st.ClaimExecutor == c.Executor && st.ClaimIncarnation == c.Incarnation:
+		// The holder claims again (a redelivered job, a replayed claim):
+		// the same answer, and the executor ignores a grant for a call it
+		// already runs.
+		return Outcome{Commands: []*schemas.ExecutorCommand{command(c, st, schemas.CommandGrant, now)}}
+	default:
+		// Someone else holds it. Whether the holder still lives is the
+		// claimant's to find out from the executors table: it reports an
+		// orphan if not.
+		return Outcome{Commands: []*schemas.ExecutorCommand{command(c, st, schemas.CommandConflict, now)}}
+	}
+}
+
+func onOrphan(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time) Outcome {
+	if st == nil || st.Status == schemas.CallCompleted ||
+		st.ClaimExecutor != c.Executor || st.ClaimIncarnation != c.Incarnation {
+		return Outcome{} // stale report: the call moved on already
+	}
+	switch {
+	case st.CancelRequested:
+		return complete(st, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeRequestCancelled, "request cancelled by the client")), now)
+	case st.Idempotent && len(st.Job) > 0:
+		next := *st
+		next.ClaimExecutor, next.ClaimIncarnation = "", ""
+		return Outcome{State: &next, Redispatch: true}
+	default:
+		return complete(st, jsonrpc.ErrorBody(&jsonrpc.Error{Code: jsonrpc.CodeCallInterrupted,
+			Message: "tool call interrupted: executor " + c.Executor + " stopped while it held the call; " +
+				"the tool is not marked idempotent, so it was not run again and may or may not have taken effect",
+			Data: interruptedData(st.Tool, c.Executor, c.Reason)}), now)
+	}
+}
+
+func onRelease(st *schemas.ToolCallState, c *schemas.ToolControl) Outcome {
+	if st == nil || st.Status == schemas.CallCompleted ||
+		st.ClaimExecutor != c.Executor || st.ClaimIncarnation != c.Incarnation || len(st.Job) == 0 {
 		return Outcome{}
 	}
 	next := *st
+	next.ClaimExecutor, next.ClaimIncarnation = "", ""
+	return Outcome{State: &next, Redispatch: true}
+}
+
+func onCancel(st *schemas.ToolCallState, now time.Time) Outcome {
+	if st == nil || st.Status == schemas.CallCompleted || st.CancelRequested {
+		return Outcome{}
+	}
+	if st.ClaimExecutor == "" {
+		return complete(st, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeRequestCancelled, "request cancelled by the client")), now)
+	}
+	next := *st
+	next.CancelRequested = true
+	return Outcome{State: &next, Commands: []*schemas.ExecutorCommand{{Executor: st.ClaimExecutor, Incarnation: st.ClaimIncarnation,
+		EventID: st.EventID, Kind: schemas.CommandCancel, Attempt: st.Attempts, ProducedAt: now}}}
+}
+
+// complete ends a call with body and answers everyone waiting for it.
+func complete(st *schemas.ToolCallState, body []byte, now time.Time) Outcome {
+	next := *st
 	next.Status = schemas.CallCompleted
-	next.Response = res.Response
+	next.Response = body
 	next.CompletedAt = now
+	next.Job = nil // only needed to run the call again
+	next.ClaimExecutor, next.ClaimIncarnation = "", ""
 	out := Outcome{State: &next}
 	for _, w := range st.Waiters {
 		out.Replies = append(out.Replies, replyTo(w, &next, now))
 	}
 	next.Waiters = nil
 	return out
+}
+
+// OnResult completes a call with an executor's result. Only the first
+// result counts: a later one comes from an idempotent call that ran again,
+// or from an executor that was declared dead while it still ran, and its
+// caller was already answered.
+func OnResult(st *schemas.ToolCallState, res *schemas.ToolResult, now time.Time) Outcome {
+	if st == nil || st.Status == schemas.CallCompleted {
+		return Outcome{}
+	}
+	return complete(st, res.Response, now)
+}
+
+func interruptedData(tool, executor, reason string) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"tool": tool, "executor": executor, "reason": reason})
+	return b
 }

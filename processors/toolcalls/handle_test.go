@@ -179,7 +179,7 @@ func TestOnCall(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := cloneState(tc.st)
-			out := toolcalls.OnCall(tc.st, tc.job, tc.offset, now)
+			out := toolcalls.OnCall(tc.st, tc.job, nil, tc.offset, now)
 			checkOutcome(t, out, tc.want)
 			if !reflect.DeepEqual(tc.st, before) {
 				t.Errorf("OnCall modified its input state:\n got %+v\nwant %+v", tc.st, before)
@@ -196,8 +196,8 @@ func TestOnCallDoesNotAliasWaiters(t *testing.T) {
 	// would let two outcomes built from it share (and overwrite) a waiter.
 	st := running(w1)
 	st.Waiters = append(make([]schemas.Waiter, 0, 4), w1)
-	a := toolcalls.OnCall(st, job(w2), laterOff, now)
-	b := toolcalls.OnCall(st, job(w3), laterOff+1, now)
+	a := toolcalls.OnCall(st, job(w2), nil, laterOff, now)
+	b := toolcalls.OnCall(st, job(w3), nil, laterOff+1, now)
 	if got := a.State.Waiters; !reflect.DeepEqual(got, []schemas.Waiter{w1, w2}) {
 		t.Errorf("first outcome waiters = %v, want [w1 w2]", got)
 	}
@@ -298,7 +298,7 @@ func TestSequence(t *testing.T) {
 				if s.result {
 					out = toolcalls.OnResult(st, result, now)
 				} else {
-					out = toolcalls.OnCall(st, s.call, s.offset, now)
+					out = toolcalls.OnCall(st, s.call, nil, s.offset, now)
 				}
 				if out.State != nil {
 					st = out.State

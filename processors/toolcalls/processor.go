@@ -27,6 +27,7 @@ type Config struct {
 // Processor runs the toolcalls group.
 type Processor struct {
 	cfg   Config
+	reg   *schemas.Registry
 	graph *goka.GroupGraph
 	log   *slog.Logger
 	proc  atomic.Pointer[goka.Processor]
@@ -46,13 +47,15 @@ func New(reg *schemas.Registry, cfg Config) (*Processor, error) {
 	}
 	c := processors.NewCodecs(reg)
 	t := cfg.Streams.Topics
-	p := &Processor{cfg: cfg, log: cfg.Logger.With("group", t.ToolCallsGroup())}
+	p := &Processor{cfg: cfg, reg: reg, log: cfg.Logger.With("group", t.ToolCallsGroup())}
 	p.graph = goka.DefineGroup(goka.Group(t.ToolCallsGroup()),
 		goka.Input(goka.Stream(t.ToolCalls()), c.Job, p.onCall),
 		goka.Input(goka.Stream(t.ToolResults()), c.Result, p.onResult),
+		goka.Input(goka.Stream(t.ToolControls()), c.Control, p.onControl),
 		goka.Persist(c.ToolCall),
 		goka.Output(goka.Stream(t.Jobs()), c.Job),
 		goka.Output(goka.Stream(t.Replies()), c.Reply),
+		goka.Output(goka.Stream(t.ExecutorCommands()), c.Command),
 	)
 	if err := p.graph.Validate(); err != nil {
 		return nil, fmt.Errorf("toolcalls group graph: %w", err)
@@ -78,8 +81,20 @@ func (p *Processor) apply(ctx goka.Context, out Outcome) {
 	if out.Job != nil {
 		ctx.Emit(goka.Stream(t.Jobs()), out.Job.EventID, out.Job)
 	}
+	if out.Redispatch && out.State != nil {
+		job, err := p.reg.DecodeJob(out.State.Job)
+		if err != nil {
+			// The job was encoded by this processor; failing to read it back
+			// is a bug, and the call would otherwise wait forever.
+			ctx.Fail(fmt.Errorf("decoding stored job of %s: %w", out.State.EventID, err))
+		}
+		ctx.Emit(goka.Stream(t.Jobs()), job.EventID, job)
+	}
 	for _, r := range out.Replies {
 		ctx.Emit(goka.Stream(t.Replies()), r.Gateway, r)
+	}
+	for _, c := range out.Commands {
+		ctx.Emit(goka.Stream(t.ExecutorCommands()), c.Executor, c)
 	}
 }
 
@@ -89,7 +104,20 @@ func (p *Processor) onCall(ctx goka.Context, msg any) {
 		p.log.Error("dropping call of wrong type", "type", fmt.Sprintf("%T", msg))
 		return
 	}
-	p.apply(ctx, OnCall(state(ctx), job, ctx.Offset(), time.Now()))
+	framed, err := p.reg.EncodeJob(job)
+	if err != nil {
+		ctx.Fail(fmt.Errorf("encoding job %s: %w", job.EventID, err))
+	}
+	p.apply(ctx, OnCall(state(ctx), job, framed, ctx.Offset(), time.Now()))
+}
+
+func (p *Processor) onControl(ctx goka.Context, msg any) {
+	c, ok := msg.(*schemas.ToolControl)
+	if !ok {
+		p.log.Error("dropping control of wrong type", "type", fmt.Sprintf("%T", msg))
+		return
+	}
+	p.apply(ctx, OnControl(state(ctx), c, time.Now()))
 }
 
 func (p *Processor) onResult(ctx goka.Context, msg any) {
