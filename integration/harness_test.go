@@ -28,7 +28,11 @@ type counter struct {
 	mu     sync.Mutex
 	byCall map[string]int
 	total  atomic.Int64
-	delay  time.Duration
+	delay  atomic.Int64 // nanoseconds each body waits
+	// started counts bodies entered, cancelled those whose context ended
+	// while they waited out delay.
+	started   atomic.Int64
+	cancelled atomic.Int64
 }
 
 func newCounter() *counter { return &counter{byCall: map[string]int{}} }
@@ -44,10 +48,12 @@ func (c *counter) CallTool(ctx context.Context, call tools.Call, _ tools.Notifie
 	if call.Name != "count" {
 		return nil, tools.ErrUnknownTool
 	}
-	if c.delay > 0 {
+	c.started.Add(1)
+	if d := time.Duration(c.delay.Load()); d > 0 {
 		select {
-		case <-time.After(c.delay):
+		case <-time.After(d):
 		case <-ctx.Done():
+			c.cancelled.Add(1)
 			return nil, ctx.Err()
 		}
 	}

@@ -115,7 +115,7 @@ func New(reg *schemas.Registry, tr *tools.Registry, cfg Config) (*Executor, erro
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Executor{cfg: cfg, reg: reg, tools: tr, inc: streams.NewID()[:12],
+	e := &Executor{cfg: cfg, reg: reg, tools: tr, inc: streams.NewID()[:12], mode: ModeAuto,
 		held: map[string]*call{}, durableCh: make(chan struct{}), peers: map[string]*peer{},
 		beatKick: make(chan struct{}, 1), sem: make(chan struct{}, cfg.Concurrency)}
 	e.log = cfg.Logger.With("executor", cfg.ID, "incarnation", e.inc)

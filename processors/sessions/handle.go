@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/mcpstream/mcpstream/jsonrpc"
 	"github.com/mcpstream/mcpstream/processors"
 	"github.com/mcpstream/mcpstream/schemas"
+	"github.com/mcpstream/mcpstream/streams"
 	"github.com/mcpstream/mcpstream/tools"
 )
 
@@ -22,6 +24,8 @@ type Outcome struct {
 	// Reply is sent to the waiting gateway (if any); nil when the reply
 	// will come from elsewhere (tool calls).
 	Reply *schemas.ReplyEvent
+	// Cancel asks the toolcalls group to cancel a running call.
+	Cancel *schemas.ToolControl
 }
 
 // Env is what Handle needs besides the event and the state.
@@ -146,9 +150,13 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 			next.State = schemas.SessionActive
 			mutated = true
 		}
-		// Other notifications (cancelled, progress, roots/list_changed) are
-		// accepted; unknown ones are ignored as the spec asks.
-		return keep(Outcome{State: next, Reply: accepted(202)}, mutated)
+		out := Outcome{State: next, Reply: accepted(202)}
+		if ev.Method == "notifications/cancelled" && st != nil {
+			out.Cancel = cancelControl(ev, now)
+		}
+		// Other notifications (progress, roots/list_changed) are accepted;
+		// unknown ones are ignored as the spec asks.
+		return keep(out, mutated)
 	case schemas.KindResponse:
 		return keep(Outcome{State: next, Reply: accepted(202)}, false)
 	}
@@ -345,4 +353,24 @@ func nonNull(b json.RawMessage) []byte {
 		return nil
 	}
 	return b
+}
+
+// cancelControl turns notifications/cancelled into a cancellation of the
+// call it names. The call's event id is derived the way the gateway derived
+// it from the request (session + JSON-RPC id), so no lookup is needed; a
+// request id that names no running tool call is ignored downstream.
+func cancelControl(ev *schemas.RequestEvent, now time.Time) *schemas.ToolControl {
+	var p struct {
+		RequestID json.RawMessage `json:"requestId"`
+		Reason    string          `json:"reason"`
+	}
+	if json.Unmarshal(orEmpty(ev.Params), &p) != nil || len(p.RequestID) == 0 {
+		return nil
+	}
+	var id bytes.Buffer
+	if json.Compact(&id, p.RequestID) != nil {
+		return nil
+	}
+	return &schemas.ToolControl{EventID: streams.SessionEventID(ev.SessionID, id.Bytes()), Kind: schemas.ControlCancel,
+		Reason: p.Reason, ProducedAt: now}
 }

@@ -82,6 +82,7 @@ func New(reg *schemas.Registry, tr *tools.Registry, cfg Config) (*Processor, err
 		goka.Persist(p.codecs.Session),
 		goka.Output(goka.Stream(t.ToolCalls()), p.codecs.Job),
 		goka.Output(goka.Stream(t.Replies()), p.codecs.Reply),
+		goka.Output(goka.Stream(t.ToolControls()), p.codecs.Control),
 	)
 	if err := p.graph.Validate(); err != nil {
 		return nil, fmt.Errorf("sessions group graph: %w", err)
@@ -125,6 +126,9 @@ func (p *Processor) process(ctx goka.Context, msg any) {
 	}
 	if out.Reply != nil && out.Reply.Gateway != "" {
 		ctx.Emit(goka.Stream(t.Replies()), out.Reply.Gateway, out.Reply)
+	}
+	if out.Cancel != nil {
+		ctx.Emit(goka.Stream(t.ToolControls()), out.Cancel.EventID, out.Cancel)
 	}
 }
 

@@ -110,7 +110,7 @@ func OnControl(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time)
 	case schemas.ControlCancel:
 		return onCancel(st, now)
 	case schemas.ControlRelease:
-		return onRelease(st, c)
+		return onRelease(st, c, now)
 	}
 	return Outcome{}
 }
@@ -158,10 +158,13 @@ func onOrphan(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time) 
 	}
 }
 
-func onRelease(st *schemas.ToolCallState, c *schemas.ToolControl) Outcome {
+func onRelease(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time) Outcome {
 	if st == nil || st.Status == schemas.CallCompleted ||
 		st.ClaimExecutor != c.Executor || st.ClaimIncarnation != c.Incarnation || len(st.Job) == 0 {
 		return Outcome{}
+	}
+	if st.CancelRequested {
+		return complete(st, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeRequestCancelled, "request cancelled by the client")), now)
 	}
 	next := *st
 	next.ClaimExecutor, next.ClaimIncarnation = "", ""
