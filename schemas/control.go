@@ -16,6 +16,9 @@ const (
 	// ControlRelease gives back a granted call whose body never started (an
 	// executor shutting down): it can run elsewhere, idempotent or not.
 	ControlRelease ToolControlKind = "RELEASE"
+	// ControlQuery asks about a call (a task) and wants an answer sent to
+	// ReplyGateway.
+	ControlQuery ToolControlKind = "QUERY"
 )
 
 // ToolControl is a control event for one call (tool_control.avsc).
@@ -27,6 +30,12 @@ type ToolControl struct {
 	Idempotent  bool
 	Reason      string
 	ProducedAt  time.Time
+	// ReplyGateway, ReplyToken, Principal and Method are set on QUERY
+	// (Principal also on CANCEL).
+	ReplyGateway string
+	ReplyToken   string
+	Principal    string
+	Method       string
 }
 
 // ExecutorCommandKind is the processor's answer to a claim, or an order.
@@ -38,6 +47,9 @@ const (
 	CommandDrop     ExecutorCommandKind = "DROP"
 	CommandConflict ExecutorCommandKind = "CONFLICT"
 	CommandCancel   ExecutorCommandKind = "CANCEL"
+	// CommandClientResponse carries a client's answer to a request a
+	// running tool sent it (2025-11-25 sampling, elicitation, roots).
+	CommandClientResponse ExecutorCommandKind = "CLIENT_RESPONSE"
 )
 
 // ExecutorCommand is addressed to one executor incarnation
@@ -51,6 +63,7 @@ type ExecutorCommand struct {
 	HolderIncarnation string
 	Attempt           int32
 	ProducedAt        time.Time
+	Message           []byte
 }
 
 // ExecutorBeat is an executor's liveness record (executor_beat.avsc).
@@ -65,13 +78,17 @@ type ExecutorBeat struct {
 // EncodeControl frames a ToolControl.
 func (r *Registry) EncodeControl(c *ToolControl) ([]byte, error) {
 	return r.encode("tool_control.avsc", map[string]any{
-		"event_id":    c.EventID,
-		"kind":        string(c.Kind),
-		"executor":    c.Executor,
-		"incarnation": c.Incarnation,
-		"idempotent":  c.Idempotent,
-		"reason":      c.Reason,
-		"produced_at": c.ProducedAt,
+		"event_id":      c.EventID,
+		"kind":          string(c.Kind),
+		"executor":      c.Executor,
+		"incarnation":   c.Incarnation,
+		"idempotent":    c.Idempotent,
+		"reason":        c.Reason,
+		"produced_at":   c.ProducedAt,
+		"reply_gateway": c.ReplyGateway,
+		"reply_token":   c.ReplyToken,
+		"principal":     c.Principal,
+		"method":        c.Method,
 	})
 }
 
@@ -82,13 +99,17 @@ func (r *Registry) DecodeControl(b []byte) (*ToolControl, error) {
 		return nil, err
 	}
 	return &ToolControl{
-		EventID:     str(m, "event_id"),
-		Kind:        ToolControlKind(str(m, "kind")),
-		Executor:    str(m, "executor"),
-		Incarnation: str(m, "incarnation"),
-		Idempotent:  boolean(m, "idempotent"),
-		Reason:      str(m, "reason"),
-		ProducedAt:  ts(m, "produced_at"),
+		EventID:      str(m, "event_id"),
+		Kind:         ToolControlKind(str(m, "kind")),
+		Executor:     str(m, "executor"),
+		Incarnation:  str(m, "incarnation"),
+		Idempotent:   boolean(m, "idempotent"),
+		Reason:       str(m, "reason"),
+		ProducedAt:   ts(m, "produced_at"),
+		ReplyGateway: str(m, "reply_gateway"),
+		ReplyToken:   str(m, "reply_token"),
+		Principal:    str(m, "principal"),
+		Method:       str(m, "method"),
 	}, nil
 }
 
@@ -103,6 +124,7 @@ func (r *Registry) EncodeCommand(c *ExecutorCommand) ([]byte, error) {
 		"holder_incarnation": c.HolderIncarnation,
 		"attempt":            c.Attempt,
 		"produced_at":        c.ProducedAt,
+		"message":            nullable("bytes", c.Message),
 	})
 }
 
@@ -121,6 +143,7 @@ func (r *Registry) DecodeCommand(b []byte) (*ExecutorCommand, error) {
 		HolderIncarnation: str(m, "holder_incarnation"),
 		Attempt:           i32(m, "attempt"),
 		ProducedAt:        ts(m, "produced_at"),
+		Message:           unNullBytes(m["message"]),
 	}, nil
 }
 

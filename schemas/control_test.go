@@ -10,7 +10,8 @@ import (
 func TestControlRecordsRoundTrip(t *testing.T) {
 	r := MustLoad()
 	now := time.UnixMilli(time.Now().UnixMilli()).UTC()
-	c := &ToolControl{EventID: "e1", Kind: ControlClaim, Executor: "x1", Incarnation: "i1", Idempotent: true, Reason: "r", ProducedAt: now}
+	c := &ToolControl{EventID: "e1", Kind: ControlClaim, Executor: "x1", Incarnation: "i1", Idempotent: true, Reason: "r", ProducedAt: now,
+		ReplyGateway: "gw", ReplyToken: "tok", Principal: "p", Method: "tasks/get"}
 	b, err := r.EncodeControl(c)
 	if err != nil {
 		t.Fatal(err)
@@ -19,7 +20,7 @@ func TestControlRecordsRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, c) {
 		t.Fatalf("control: got %+v, %v; want %+v", got, err, c)
 	}
-	cmd := &ExecutorCommand{Executor: "x1", Incarnation: "i1", EventID: "e1", Kind: CommandConflict, HolderExecutor: "x2", HolderIncarnation: "i2", Attempt: 2, ProducedAt: now}
+	cmd := &ExecutorCommand{Executor: "x1", Incarnation: "i1", EventID: "e1", Kind: CommandConflict, HolderExecutor: "x2", HolderIncarnation: "i2", Attempt: 2, ProducedAt: now, Message: []byte(`{"result":{}}`)}
 	if b, err = r.EncodeCommand(cmd); err != nil {
 		t.Fatal(err)
 	}
