@@ -36,6 +36,8 @@ type ToolControl struct {
 	ReplyToken   string
 	Principal    string
 	Method       string
+	// Payload is the inputResponses object of tasks/update.
+	Payload []byte
 }
 
 // ExecutorCommandKind is the processor's answer to a claim, or an order.
@@ -89,6 +91,7 @@ func (r *Registry) EncodeControl(c *ToolControl) ([]byte, error) {
 		"reply_token":   c.ReplyToken,
 		"principal":     c.Principal,
 		"method":        c.Method,
+		"payload":       nullable("bytes", c.Payload),
 	})
 }
 
@@ -110,6 +113,7 @@ func (r *Registry) DecodeControl(b []byte) (*ToolControl, error) {
 		ReplyToken:   str(m, "reply_token"),
 		Principal:    str(m, "principal"),
 		Method:       str(m, "method"),
+		Payload:      unNullBytes(m["payload"]),
 	}, nil
 }
 

@@ -74,3 +74,31 @@ func TestToolCallStateV1StillDecodes(t *testing.T) {
 		t.Fatalf("EncodeToolCall wrote schema %d, want 10", id)
 	}
 }
+
+func TestToolJobV2RoundTripAndV1StillDecodes(t *testing.T) {
+	r := MustLoad()
+	now := time.UnixMilli(time.Now().UnixMilli()).UTC()
+	j := &ToolJob{EventID: "e", SessionID: "s", Principal: "p", Tool: "t", AcceptedAt: now, Task: true, TaskTTLMs: 60000,
+		InputResponses: []byte(`{"a":{}}`), RequestState: "st.sig"}
+	b, err := r.EncodeJob(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.DecodeJob(b)
+	if err != nil || !reflect.DeepEqual(got, j) {
+		t.Fatalf("job: got %+v, %v; want %+v", got, err, j)
+	}
+	old := r.byID[5]
+	buf := make([]byte, 5)
+	binary.BigEndian.PutUint32(buf[1:], 5)
+	buf, err = old.Codec.BinaryFromNative(buf, map[string]any{"event_id": "e", "session_id": "s", "principal": "p", "tool": "t",
+		"arguments": nil, "progress_token": nil, "reply_gateway": "g", "reply_token": "k", "client_capabilities": nil,
+		"log_level": "", "accepted_at": now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := r.DecodeJob(buf)
+	if err != nil || v1.ReplyGateway != "g" || v1.Task || v1.RequestState != "" {
+		t.Fatalf("v1 job decoded as %+v, %v", v1, err)
+	}
+}

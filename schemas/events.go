@@ -115,6 +115,8 @@ type ToolCallState struct {
 	ClaimIncarnation string
 	Attempts         int32
 	CancelRequested  bool
+	Task             bool
+	TaskTTLMs        int64
 }
 
 // ToolJob is an accepted tool call (tool_job.avsc).
@@ -132,6 +134,13 @@ type ToolJob struct {
 	// LogLevel is the lowest log level to send; empty sends none.
 	LogLevel   string
 	AcceptedAt time.Time
+	// Task runs the call as a task (2026-07-28 tasks extension).
+	Task      bool
+	TaskTTLMs int64
+	// InputResponses and RequestState come with a 2026-07-28 tools/call
+	// that answers an input_required result (MRTR).
+	InputResponses []byte
+	RequestState   string
 }
 
 // ToolResult is an executor's report of a job (tool_result.avsc).
@@ -318,6 +327,8 @@ func (r *Registry) EncodeToolCall(s *ToolCallState) ([]byte, error) {
 		"claim_incarnation": s.ClaimIncarnation,
 		"attempts":          s.Attempts,
 		"cancel_requested":  s.CancelRequested,
+		"task":              s.Task,
+		"task_ttl_ms":       s.TaskTTLMs,
 	})
 }
 
@@ -344,6 +355,8 @@ func (r *Registry) DecodeToolCall(b []byte) (*ToolCallState, error) {
 		ClaimIncarnation: str(m, "claim_incarnation"),
 		Attempts:         i32(m, "attempts"),
 		CancelRequested:  boolean(m, "cancel_requested"),
+		Task:             boolean(m, "task"),
+		TaskTTLMs:        i64(m, "task_ttl_ms"),
 	}
 	if c := ts(m, "completed_at"); c.UnixMilli() != 0 {
 		s.CompletedAt = c
@@ -373,7 +386,18 @@ func (r *Registry) EncodeJob(j *ToolJob) ([]byte, error) {
 		"client_capabilities": nullable("bytes", j.ClientCapabilities),
 		"log_level":           j.LogLevel,
 		"accepted_at":         j.AcceptedAt,
+		"task":                j.Task,
+		"task_ttl_ms":         j.TaskTTLMs,
+		"input_responses":     nullable("bytes", j.InputResponses),
+		"request_state":       nullableString(j.RequestState),
 	})
+}
+
+func nullableString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return goavro.Union("string", s)
 }
 
 // DecodeJob parses a framed ToolJob.
@@ -394,6 +418,11 @@ func (r *Registry) DecodeJob(b []byte) (*ToolJob, error) {
 		ClientCapabilities: unNullBytes(m["client_capabilities"]),
 		LogLevel:           str(m, "log_level"),
 		AcceptedAt:         ts(m, "accepted_at"),
+		// Absent from values written with tool_job.v1.
+		Task:           boolean(m, "task"),
+		TaskTTLMs:      i64(m, "task_ttl_ms"),
+		InputResponses: unNullBytes(m["input_responses"]),
+		RequestState:   string(unNullBytes(m["request_state"])),
 	}, nil
 }
 

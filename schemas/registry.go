@@ -23,12 +23,13 @@ var ids = map[string]uint32{
 	"reply_event.avsc":       2,
 	"session_state.avsc":     3,
 	"toolcall_state.v1.avsc": 4,
-	"tool_job.avsc":          5,
+	"tool_job.v1.avsc":       5,
 	"tool_result.avsc":       6,
 	"tool_control.avsc":      7,
 	"executor_command.avsc":  8,
 	"executor_beat.avsc":     9,
 	"toolcall_state.avsc":    10,
+	"tool_job.avsc":          11,
 }
 
 // family maps a retired schema file (name.vN.avsc) to the current file of
