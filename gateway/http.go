@@ -191,6 +191,11 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 	if ev.Kind == schemas.KindRequest {
 		ev.RPCID = id
 	}
+	if cid, ok := clientRequestID(id); ok && ev.Kind == schemas.KindResponse {
+		// Answers a request a tool sent: it goes to the executor that
+		// waits for it, not to the session (clientresp.go).
+		return method, g.serveClientResponse(w, r, ev, cid, trimmed)
+	}
 
 	var meta reqMeta
 	if len(msg.Params) > 0 && msg.Params[0] == '{' {
@@ -223,7 +228,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 					"_meta[%q] must be a non-empty string of at most 256 bytes", IdempotencyKeyMeta))
 				return
 			}
-			ev.EventID = streams.KeyedEventID(ev.Principal, key)
+			ev.EventID = keyedEventID(ev.Principal, key, msg.Params)
 		} else {
 			ev.EventID = streams.RandomEventID()
 		}
@@ -319,7 +324,10 @@ func (g *Gateway) await(w http.ResponseWriter, r *http.Request, ev *schemas.Requ
 			switch rep.Kind {
 			case schemas.ReplyNotification:
 				if !useSSE {
-					continue // a JSON response has nowhere to put it
+					// A JSON response has nowhere to put it; a request from
+					// the tool is refused for the client (clientresp.go).
+					g.refuseClientRequest(r.Context(), ev, rep.Message)
+					continue
 				}
 				if sse == nil {
 					sse = g.startSSE(w, rep.SessionID)
@@ -505,6 +513,9 @@ func checkStatelessHeaders(r *http.Request, m *message, meta reqMeta) *jsonrpc.E
 		field = "name"
 	case "resources/read":
 		field = "uri"
+	case "tasks/get", "tasks/update", "tasks/cancel":
+		// Tasks extension: lets intermediaries route polls by task id.
+		field = "taskId"
 	default:
 		return nil
 	}

@@ -39,6 +39,8 @@ var conformanceScenarios = []struct {
 		"resources-subscribe", "resources-unsubscribe",
 		"prompts-list", "prompts-get-simple", "prompts-get-with-args", "prompts-get-embedded-resource",
 		"prompts-get-with-image", "completion-complete",
+		"tools-call-sampling", "tools-call-elicitation", "elicitation-sep1034-defaults", "elicitation-sep1330-enums",
+		"json-schema-2020-12",
 	}},
 	{"2026-07-28", []string{
 		"tools-list", "tools-call-simple-text", "tools-call-image",
@@ -49,6 +51,14 @@ var conformanceScenarios = []struct {
 		"sep-2164-resource-not-found", "caching",
 		"prompts-list", "prompts-get-simple", "prompts-get-with-args", "prompts-get-embedded-resource",
 		"prompts-get-with-image", "completion-complete",
+		"input-required-result-basic-elicitation", "input-required-result-basic-sampling",
+		"input-required-result-basic-list-roots", "input-required-result-request-state",
+		"input-required-result-multiple-input-requests", "input-required-result-multi-round",
+		"input-required-result-missing-input-response", "input-required-result-non-tool-request",
+		"input-required-result-result-type", "input-required-result-unsupported-methods",
+		"input-required-result-tampered-state", "input-required-result-capability-check",
+		"input-required-result-ignore-extra-params", "input-required-result-validate-input",
+		"json-schema-2020-12",
 	}},
 }
 

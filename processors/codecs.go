@@ -19,20 +19,25 @@ type Codecs struct {
 	Control  goka.Codec
 	Command  goka.Codec
 	Beat     goka.Codec
+	// ControlOrResult reads the tool-controls topic, where executors'
+	// results travel with claims and orphan reports: one ordered stream per
+	// call, so a claim can never overtake the result before it.
+	ControlOrResult goka.Codec
 }
 
 // NewCodecs builds the codecs over r.
 func NewCodecs(r *schemas.Registry) Codecs {
 	return Codecs{
-		Request:  codec[schemas.RequestEvent]{r.EncodeRequest, r.DecodeRequest},
-		Reply:    codec[schemas.ReplyEvent]{r.EncodeReply, r.DecodeReply},
-		Session:  codec[schemas.SessionState]{r.EncodeSession, r.DecodeSession},
-		ToolCall: codec[schemas.ToolCallState]{r.EncodeToolCall, r.DecodeToolCall},
-		Job:      codec[schemas.ToolJob]{r.EncodeJob, r.DecodeJob},
-		Result:   codec[schemas.ToolResult]{r.EncodeResult, r.DecodeResult},
-		Control:  codec[schemas.ToolControl]{r.EncodeControl, r.DecodeControl},
-		Command:  codec[schemas.ExecutorCommand]{r.EncodeCommand, r.DecodeCommand},
-		Beat:     codec[schemas.ExecutorBeat]{r.EncodeBeat, r.DecodeBeat},
+		Request:         codec[schemas.RequestEvent]{r.EncodeRequest, r.DecodeRequest},
+		Reply:           codec[schemas.ReplyEvent]{r.EncodeReply, r.DecodeReply},
+		Session:         codec[schemas.SessionState]{r.EncodeSession, r.DecodeSession},
+		ToolCall:        codec[schemas.ToolCallState]{r.EncodeToolCall, r.DecodeToolCall},
+		Job:             codec[schemas.ToolJob]{r.EncodeJob, r.DecodeJob},
+		Result:          codec[schemas.ToolResult]{r.EncodeResult, r.DecodeResult},
+		Control:         codec[schemas.ToolControl]{r.EncodeControl, r.DecodeControl},
+		Command:         codec[schemas.ExecutorCommand]{r.EncodeCommand, r.DecodeCommand},
+		Beat:            codec[schemas.ExecutorBeat]{r.EncodeBeat, r.DecodeBeat},
+		ControlOrResult: controlOrResult{r},
 	}
 }
 
@@ -90,4 +95,27 @@ func LogRank(level string) int {
 		}
 	}
 	return -1
+}
+
+type controlOrResult struct{ r *schemas.Registry }
+
+func (c controlOrResult) Encode(v any) ([]byte, error) {
+	switch t := v.(type) {
+	case *schemas.ToolControl:
+		return c.r.EncodeControl(t)
+	case *schemas.ToolResult:
+		return c.r.EncodeResult(t)
+	}
+	return nil, fmt.Errorf("tool-controls codec got %T", v)
+}
+
+func (c controlOrResult) Decode(b []byte) (any, error) {
+	file, err := c.r.FileOf(b)
+	if err != nil {
+		return nil, err
+	}
+	if file == "tool_result.avsc" {
+		return c.r.DecodeResult(b)
+	}
+	return c.r.DecodeControl(b)
 }

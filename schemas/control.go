@@ -66,6 +66,13 @@ type ExecutorCommand struct {
 	Attempt           int32
 	ProducedAt        time.Time
 	Message           []byte
+	// SessionID, Principal, ReplyGateway and ReplyToken come with a
+	// CLIENT_RESPONSE: who posted it, and where to acknowledge it (absent
+	// from values written with executor_command.v1).
+	SessionID    string
+	Principal    string
+	ReplyGateway string
+	ReplyToken   string
 }
 
 // ExecutorBeat is an executor's liveness record (executor_beat.avsc).
@@ -129,6 +136,10 @@ func (r *Registry) EncodeCommand(c *ExecutorCommand) ([]byte, error) {
 		"attempt":            c.Attempt,
 		"produced_at":        c.ProducedAt,
 		"message":            nullable("bytes", c.Message),
+		"session_id":         c.SessionID,
+		"principal":          c.Principal,
+		"reply_gateway":      c.ReplyGateway,
+		"reply_token":        c.ReplyToken,
 	})
 }
 
@@ -148,6 +159,10 @@ func (r *Registry) DecodeCommand(b []byte) (*ExecutorCommand, error) {
 		Attempt:           i32(m, "attempt"),
 		ProducedAt:        ts(m, "produced_at"),
 		Message:           unNullBytes(m["message"]),
+		SessionID:         str(m, "session_id"),
+		Principal:         str(m, "principal"),
+		ReplyGateway:      str(m, "reply_gateway"),
+		ReplyToken:        str(m, "reply_token"),
 	}, nil
 }
 

@@ -102,3 +102,42 @@ func TestToolJobV2RoundTripAndV1StillDecodes(t *testing.T) {
 		t.Fatalf("v1 job decoded as %+v, %v", v1, err)
 	}
 }
+
+// Commands written before CLIENT_RESPONSE carried its sender stay readable,
+// and new ones carry who posted the response and where to acknowledge it.
+func TestExecutorCommandV1StillDecodes(t *testing.T) {
+	r := MustLoad()
+	old := r.byID[8]
+	if old == nil || old.File != "executor_command.v1.avsc" {
+		t.Fatalf("schema 8 is %+v, want executor_command.v1.avsc", old)
+	}
+	now := time.UnixMilli(time.Now().UnixMilli()).UTC()
+	buf := make([]byte, 5)
+	binary.BigEndian.PutUint32(buf[1:], 8)
+	buf, err := old.Codec.BinaryFromNative(buf, map[string]any{
+		"executor": "x1", "incarnation": "i1", "event_id": "e1", "kind": "GRANT", "produced_at": now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := r.DecodeCommand(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Kind != CommandGrant || cmd.Executor != "x1" || cmd.EventID != "e1" || cmd.SessionID != "" || cmd.ReplyGateway != "" {
+		t.Fatalf("decoded v1 command wrong: %+v", cmd)
+	}
+	resp := &ExecutorCommand{Executor: "x1", Incarnation: "i1", Kind: CommandClientResponse, ProducedAt: now,
+		Message: []byte(`{"jsonrpc":"2.0","id":"mcpstream/x1/i1/1","result":{}}`), SessionID: "s1", Principal: "anonymous",
+		ReplyGateway: "gw-1", ReplyToken: "tok"}
+	b, err := r.EncodeCommand(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := binary.BigEndian.Uint32(b[1:5]); id != 12 {
+		t.Fatalf("EncodeCommand wrote schema %d, want 12", id)
+	}
+	if got, err := r.DecodeCommand(b); err != nil || !reflect.DeepEqual(got, resp) {
+		t.Fatalf("client response: got %+v, %v; want %+v", got, err, resp)
+	}
+}

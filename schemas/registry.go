@@ -19,17 +19,18 @@ var files embed.FS
 // forever. A changed schema gets a new id here and the old one stays
 // decodable; schemas/testdata/fingerprints.txt pins each id to its text.
 var ids = map[string]uint32{
-	"request_event.avsc":     1,
-	"reply_event.avsc":       2,
-	"session_state.avsc":     3,
-	"toolcall_state.v1.avsc": 4,
-	"tool_job.v1.avsc":       5,
-	"tool_result.avsc":       6,
-	"tool_control.avsc":      7,
-	"executor_command.avsc":  8,
-	"executor_beat.avsc":     9,
-	"toolcall_state.avsc":    10,
-	"tool_job.avsc":          11,
+	"request_event.avsc":       1,
+	"reply_event.avsc":         2,
+	"session_state.avsc":       3,
+	"toolcall_state.v1.avsc":   4,
+	"tool_job.v1.avsc":         5,
+	"tool_result.avsc":         6,
+	"tool_control.avsc":        7,
+	"executor_command.v1.avsc": 8,
+	"executor_beat.avsc":       9,
+	"toolcall_state.avsc":      10,
+	"tool_job.avsc":            11,
+	"executor_command.avsc":    12,
 }
 
 // family maps a retired schema file (name.vN.avsc) to the current file of
@@ -160,6 +161,20 @@ func (r *Registry) decode(file string, data []byte) (map[string]any, error) {
 		return nil, fmt.Errorf("decoding %s: not a record", file)
 	}
 	return m, nil
+}
+
+// FileOf names the current schema file of the record type framed in b, for
+// topics that carry more than one type.
+func (r *Registry) FileOf(b []byte) (string, error) {
+	if len(b) < 5 || b[0] != magic {
+		return "", ErrNotFramed
+	}
+	id := binary.BigEndian.Uint32(b[1:5])
+	s, ok := r.byID[id]
+	if !ok {
+		return "", fmt.Errorf("schema id %d: %w", id, ErrUnknownSchema)
+	}
+	return family(s.File), nil
 }
 
 // SchemaID returns the id framed into values of the given record.

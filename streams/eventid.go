@@ -19,6 +19,16 @@ func KeyedEventID(principal, key string) string {
 	return digest("k", principal, key)
 }
 
+// KeyedRetryEventID identifies one round of a keyed stateless request
+// that answers an input_required result (2026-07-28 multi round-trip
+// requests): the client retries the same call, often with the same
+// idempotency key, and each round is a new request. round is what the
+// round adds (its inputResponses and requestState); an identical repeat of
+// a round is still the same request.
+func KeyedRetryEventID(principal, key string, round []byte) string {
+	return digest("r", principal, key, string(round))
+}
+
 // NotificationEventID identifies a notification whose content makes it
 // unique within a session (notifications/initialized, a cancellation of one
 // request id).

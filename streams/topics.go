@@ -36,13 +36,16 @@ func (t Topics) Requests() string { return t.p() + ".requests" }
 // of the toolcalls group.
 func (t Topics) ToolCalls() string { return t.p() + ".toolcalls" }
 
-// ToolResults carries executor results, keyed by event id; co-partitioned
-// with ToolCalls so one processor instance owns both sides of a call.
+// ToolResults carries the outcome of every completed call, keyed by event
+// id, written by the toolcalls group once per call (the winning executor
+// result, or the platform's -32003/-32004 answer): the audit trail that
+// projections read.
 func (t Topics) ToolResults() string { return t.p() + ".tool-results" }
 
-// ToolControls carries claims, orphan reports and cancellations of calls,
-// keyed by event id; co-partitioned with ToolCalls. Apart from ToolResults
-// so that projections of results never see control traffic.
+// ToolControls carries, keyed by event id and co-partitioned with
+// ToolCalls, everything executors and clients say about a running call:
+// claims, results, orphan reports, releases, cancellations and task
+// queries. One topic keeps them in one order per call.
 func (t Topics) ToolControls() string { return t.p() + ".tool-controls" }
 
 // ExecutorCommands carries the toolcalls processor's grants, drops and

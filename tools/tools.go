@@ -16,7 +16,31 @@ type Tool struct {
 	InputSchema  json.RawMessage `json:"inputSchema"`
 	OutputSchema json.RawMessage `json:"outputSchema,omitempty"`
 	Annotations  json.RawMessage `json:"annotations,omitempty"`
-	Meta         json.RawMessage `json:"_meta,omitempty"`
+	// Execution is ToolExecution: {"taskSupport": "forbidden"|"optional"|"required"}.
+	Execution json.RawMessage `json:"execution,omitempty"`
+	Meta      json.RawMessage `json:"_meta,omitempty"`
+}
+
+// TaskSupport values of Tool.Execution.
+const (
+	TaskForbidden = "forbidden"
+	TaskOptional  = "optional"
+	TaskRequired  = "required"
+)
+
+// TaskSupport reads execution.taskSupport; absent means forbidden.
+func (t Tool) TaskSupport() string {
+	var e struct {
+		TaskSupport string `json:"taskSupport"`
+	}
+	if len(t.Execution) == 0 || json.Unmarshal(t.Execution, &e) != nil {
+		return TaskForbidden
+	}
+	switch e.TaskSupport {
+	case TaskOptional, TaskRequired:
+		return e.TaskSupport
+	}
+	return TaskForbidden
 }
 
 // Call is one tools/call invocation as an executor hands it to a provider.
@@ -31,6 +55,13 @@ type Call struct {
 	SessionID string
 	// EventID identifies the request across retries (see streams.EventID).
 	EventID string
+	// InputResponses and RequestState answer an earlier input_required
+	// result (2026-07-28 MRTR); nil and empty otherwise.
+	InputResponses json.RawMessage
+	RequestState   string
+	// Task is set when the call runs as a task: no notifications reach the
+	// caller, who polls tasks/get instead.
+	Task bool
 }
 
 // Notifier sends notifications that belong to one running call. They reach

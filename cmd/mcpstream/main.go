@@ -92,7 +92,7 @@ func runRole(ctx context.Context, role string, args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&cfg.ConformanceTools, "conformance-tools", true, "serve the built-in conformance-suite fixtures (tools, resources, prompts)")
 	fs.IntVar(&cfg.PageSize, "page-size", 50, "entries per page of every list")
-	cursorKey := fs.String("cursor-key", "", "secret signing pagination cursors; the same on every processor")
+	cursorKey := fs.String("cursor-key", "", "secret signing pagination cursors and input-required request state; the same on every processor and executor")
 	if role == "run" || role == "broker" {
 		fs.IntVar(&cfg.BrokerPort, "broker-port", 9092, "port of the embedded broker (0: any)")
 		fs.StringVar(&cfg.BrokerListenHost, "broker-listen-host", "127.0.0.1", "interface the embedded broker listens on (0.0.0.0 in a container)")

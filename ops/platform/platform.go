@@ -102,8 +102,9 @@ type Config struct {
 
 	// PageSize bounds every list page. Zero: 50.
 	PageSize int
-	// CursorKey signs pagination cursors; every processor of a deployment
-	// needs the same one. Empty: a built-in key (cursors can then be
+	// CursorKey signs pagination cursors and (through a derived key) the
+	// requestState of input_required results; every processor and executor
+	// of a deployment needs the same one. Empty: a built-in key (cursors can then be
 	// forged by someone who read the source, not guessed).
 	CursorKey []byte
 	// ConformanceTools enables the built-in provider with the official
@@ -328,7 +329,8 @@ func Run(ctx context.Context, cfg Config) error {
 		em := metrics.NewExecutor(reg, cfg.InstanceID)
 		ex, err := executor.New(schemaReg, toolReg, executor.Config{Streams: cfg.Streams, ID: cfg.InstanceID,
 			Concurrency: cfg.ExecutorConcurrency, ToolTimeout: cfg.ToolTimeout, ToolTimeouts: cfg.ToolTimeouts,
-			Mode: executor.Mode(cfg.ExecutorMode), Lease: cfg.ExecutorLease, Logger: log, Observe: em.Observe})
+			Mode: executor.Mode(cfg.ExecutorMode), Lease: cfg.ExecutorLease, Logger: log, Observe: em.Observe,
+			StateKey: cfg.CursorKey})
 		if err != nil {
 			return err
 		}

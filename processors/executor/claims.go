@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -48,23 +49,28 @@ func (e *Executor) idempotent(tool string) bool {
 	return a.Idempotent || a.ReadOnly
 }
 
-// handle takes one delivered job through its claim. It returns true when
-// the job record may be acknowledged (committed): the call is then either
-// not ours to run, or listed in a durable beat of ours, so that if this
-// process dies the others report it orphaned. It returns false only at
-// shutdown; the record is then delivered again.
-func (e *Executor) handle(ctx context.Context, rec *kgo.Record) bool {
+// admit takes one delivered job in: it is added to the calls this
+// executor holds (and so to its next beat) and given a slot. It returns nil
+// when there is nothing to claim: an undecodable record, or a call this
+// executor already holds (delivered again by a rebalance or a redispatch).
+func (e *Executor) admit(ctx context.Context, rec *kgo.Record) (*call, error) {
 	job, err := e.reg.DecodeJob(rec.Value)
 	if err != nil {
 		// An undecodable job can never run; skipping it is the only way
 		// forward, and it is logged for the operator.
 		e.log.Error("dropping undecodable job", "partition", rec.Partition, "offset", rec.Offset, "err", err)
-		return true
+		return nil, nil
+	}
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	e.mu.Lock()
 	if _, ok := e.held[job.EventID]; ok {
 		e.mu.Unlock()
-		return true // delivered again to its holder (a rebalance, a redispatch)
+		<-e.sem
+		return nil, nil
 	}
 	c := &call{job: job, idempotent: e.idempotent(job.Tool), cmds: make(chan *schemas.ExecutorCommand, 8), finishedCh: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -72,32 +78,58 @@ func (e *Executor) handle(ctx context.Context, rec *kgo.Record) bool {
 	c.version = e.version
 	e.held[job.EventID] = c
 	e.mu.Unlock()
-	e.kickBeat()
+	return c, nil
+}
 
-	// A slot per claimed call: claims wait on the processor, and a call
-	// that never gets to run gives its slot back at once.
-	select {
-	case e.sem <- struct{}{}:
-	case <-ctx.Done():
-		e.forget(job.EventID)
-		return false
+// claimBatch claims admitted calls. The order is what makes a crash
+// anywhere safe: first a durable beat lists the calls (so that if this
+// process dies from here on, the others report them orphaned), then the
+// claims are made durable, and only then may the job records be
+// acknowledged (before that, a crash leaves them to be delivered again).
+// Waiting for the grants is not on this path: follow does it per call.
+func (e *Executor) claimBatch(ctx context.Context, calls []*call) error {
+	if len(calls) == 0 {
+		return nil
 	}
-	e.sendControl(ctx, schemas.ControlClaim, job.EventID, e.cfg.ID, e.inc, c.idempotent, "")
-	if c.idempotent {
-		// Running twice is harmless for these, so the round trip to the
-		// processor is not on the call's path; a DROP or CONFLICT abandons
-		// the run.
-		e.startBody(ctx, c)
+	var v uint64
+	for _, c := range calls {
+		v = max(v, c.version)
 	}
+	if !e.waitDurable(ctx, v) {
+		return ctx.Err()
+	}
+	recs := make([]*kgo.Record, 0, len(calls))
+	for _, c := range calls {
+		rec, err := e.control(schemas.ControlClaim, c.job.EventID, e.cfg.ID, e.inc, c.idempotent, "")
+		if err != nil {
+			return fmt.Errorf("encoding claim: %w", err)
+		}
+		recs = append(recs, rec)
+	}
+	if err := e.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("producing claims: %w", err)
+	}
+	for _, c := range calls {
+		if c.idempotent {
+			// Running twice is harmless for these, so the round trip to the
+			// processor is not on the call's path; a DROP or CONFLICT
+			// abandons the run.
+			e.startBody(ctx, c)
+		}
+		go e.follow(ctx, c)
+	}
+	return nil
+}
+
+// follow waits for the processor's answer to a claim and acts on it.
+func (e *Executor) follow(ctx context.Context, c *call) {
+	job := c.job
 	retry := time.NewTimer(e.claimRetry())
 	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if !c.isStarted() {
-				<-e.sem
-			}
-			return false
+			return // releaseUnstarted gives it back
 		case <-retry.C:
 			// No answer: the processor owning the partition may be moving.
 			// Claims are idempotent, so ask again.
@@ -107,13 +139,14 @@ func (e *Executor) handle(ctx context.Context, rec *kgo.Record) bool {
 			switch cmd.Kind {
 			case schemas.CommandGrant:
 				e.startBody(ctx, c)
-				return e.waitDurable(ctx, c.version)
+				return
 			case schemas.CommandDrop:
 				e.abandon(c)
-				return true
+				return
 			case schemas.CommandConflict:
 				e.abandon(c)
-				return e.resolve(ctx, c, cmd.HolderExecutor, cmd.HolderIncarnation)
+				e.resolve(ctx, c, cmd.HolderExecutor, cmd.HolderIncarnation)
+				return
 			}
 		}
 	}
@@ -275,6 +308,14 @@ func (e *Executor) readCommands(ctx context.Context) {
 			cmd, err := e.reg.DecodeCommand(rec.Value)
 			if err != nil {
 				e.log.Error("dropping undecodable command", "offset", rec.Offset, "err", err)
+				return
+			}
+			if cmd.Kind == schemas.CommandClientResponse {
+				// Answered even when meant for a past life: the client
+				// learns its response came too late (clientreq.go).
+				if cmd.Executor == e.cfg.ID {
+					e.clientResponse(ctx, cmd)
+				}
 				return
 			}
 			if cmd.Executor != e.cfg.ID || cmd.Incarnation != e.inc {

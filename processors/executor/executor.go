@@ -58,6 +58,10 @@ type Config struct {
 	// ended ("ok", "tool_error", "error", "timeout", "cancelled") and its
 	// duration.
 	Observe func(tool, outcome string, d time.Duration)
+	// StateKey signs the requestState of 2026-07-28 input_required
+	// results (see processors/mrtr): the deployment's cursor key, the same
+	// on every processor and executor. Empty: the built-in key.
+	StateKey []byte
 }
 
 // Executor runs jobs. Before a job's tool body runs, the toolcalls
@@ -87,6 +91,8 @@ type Executor struct {
 
 	sem     chan struct{}
 	running sync.WaitGroup
+
+	creq clientRequests // requests tools sent to clients (clientreq.go)
 }
 
 // New validates cfg and builds the Kafka clients (they connect lazily).
@@ -175,10 +181,14 @@ func (e *Executor) runJob(ctx context.Context, c *call) {
 		tctx = tools.WithClientCapabilities(tctx, json.RawMessage(`{}`))
 	}
 	res, err := e.tools.CallTool(tctx, tools.Call{Name: job.Tool, Arguments: job.Arguments,
-		ProgressToken: job.ProgressToken, SessionID: job.SessionID, EventID: job.EventID}, n)
+		ProgressToken: job.ProgressToken, SessionID: job.SessionID, EventID: job.EventID,
+		InputResponses: job.InputResponses, RequestState: job.RequestState, Task: job.Task}, n)
 	timedOut := tctx.Err() == context.DeadlineExceeded
 	cancel()
 	body, outcome := responseBody(res, err, timedOut, timeout)
+	if ir, ok := n.inputRequired(err); ok {
+		body, outcome = ir, "input_required"
+	}
 	if c.cancelled() {
 		body, outcome = jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeRequestCancelled, "request cancelled by the client")), "cancelled"
 	}
@@ -199,7 +209,9 @@ func (e *Executor) runJob(ctx context.Context, c *call) {
 		e.log.Error("encoding result", "event", job.EventID, "err", encErr)
 		return
 	}
-	rec := &kgo.Record{Topic: e.cfg.Streams.Topics.ToolResults(), Key: []byte(job.EventID), Value: val}
+	// Results go where claims go: in one partition, in order, so the
+	// processor sees this result before any later claim of the same call.
+	rec := &kgo.Record{Topic: e.cfg.Streams.Topics.ToolControls(), Key: []byte(job.EventID), Value: val}
 	// The call stays in this executor's beats until its result is durable:
 	// giving up earlier would leave the caller waiting on a holder that
 	// forgot it. Retrying stops only at shutdown, after which the call is
@@ -221,7 +233,8 @@ func (e *Executor) runJob(ctx context.Context, c *call) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if e.healthy() {
+	if e.healthy() && !job.Task {
+		// A task's caller was answered with the task handle long ago.
 		e.replyFirst(ctx, job, body)
 	}
 	e.forget(job.EventID)
@@ -296,9 +309,10 @@ func toolError(msg string) []byte {
 
 // notifier sends a job's notifications to the gateway that waits for it.
 type notifier struct {
-	e   *Executor
-	job *schemas.ToolJob
-	wg  sync.WaitGroup
+	e    *Executor
+	job  *schemas.ToolJob
+	wg   sync.WaitGroup
+	mrtr callInputs // a stateless call's answers from its client (clientreq.go)
 }
 
 func (n *notifier) Progress(ctx context.Context, progress, total float64, message string) error {
@@ -335,7 +349,9 @@ func wantsLog(min, level string) bool {
 }
 
 func (n *notifier) send(ctx context.Context, method string, params any) error {
-	if n.job.ReplyGateway == "" {
+	if n.job.ReplyGateway == "" || n.job.Task {
+		// Tasks carry no notifications (tasks extension): their request
+		// was answered with the task handle.
 		return nil
 	}
 	msg, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": method, "params": params})

@@ -121,20 +121,34 @@ func (e *Executor) consume(ctx context.Context) error {
 			e.log.Warn("fetching jobs", "topic", t, "partition", p, "err", err)
 		})
 		recs := fetches.Records()
-		ok := make([]bool, len(recs))
-		var wg sync.WaitGroup
-		for i, rec := range recs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ok[i] = e.handle(ctx, rec)
-			}()
-		}
-		wg.Wait()
-		for i, rec := range recs {
-			if !ok[i] {
-				continue
+		var calls []*call
+		for _, rec := range recs {
+			c, err := e.admit(ctx, rec)
+			if err != nil {
+				break
 			}
+			if c != nil {
+				calls = append(calls, c)
+			}
+		}
+		// The batch is claimed before anything newer is polled: a consumer
+		// group commits offsets, and committing a later record would skip
+		// one whose claim never made it.
+		for {
+			err := e.claimBatch(ctx, calls)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			e.log.Warn("claiming jobs, will retry", "jobs", len(calls), "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		if ctx.Err() != nil {
+			break // unacknowledged: delivered again to whoever is next
+		}
+		for _, rec := range recs {
 			if share {
 				e.cl.MarkAcks(kgo.AckAccept, rec)
 			} else {

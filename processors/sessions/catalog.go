@@ -300,7 +300,7 @@ func serveCatalog(env Env, ev *schemas.RequestEvent, stateless bool) (status int
 		if !c.ServesPrompts() {
 			return 0, nil, false
 		}
-		r, e = getPrompt(env, c, ev.Params, stateless)
+		r, e = getPrompt(env, c, ev, stateless)
 	case "completion/complete":
 		if !c.ServesCompletions() {
 			return 0, nil, false
@@ -339,12 +339,12 @@ func readResource(env Env, c Catalog, params []byte, stateless bool) (map[string
 		&cache{ttlMs: max(res.TTL.Milliseconds(), 0), public: res.Public}), nil
 }
 
-func getPrompt(env Env, c Catalog, params []byte, stateless bool) (map[string]any, *jsonrpc.Error) {
+func getPrompt(env Env, c Catalog, ev *schemas.RequestEvent, stateless bool) (map[string]any, *jsonrpc.Error) {
 	var p struct {
 		Name      *string           `json:"name"`
 		Arguments map[string]string `json:"arguments"`
 	}
-	if err := json.Unmarshal(orEmpty(params), &p); err != nil {
+	if err := json.Unmarshal(orEmpty(ev.Params), &p); err != nil {
 		// Also what a non-string argument value gives: prompt arguments
 		// are strings on the wire.
 		return nil, jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "invalid prompts/get params: %v", err)
@@ -352,7 +352,24 @@ func getPrompt(env Env, c Catalog, params []byte, stateless bool) (map[string]an
 	if p.Name == nil || *p.Name == "" {
 		return nil, jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "params.name is required")
 	}
-	res, err := c.GetPrompt(env.ctx(), *p.Name, p.Arguments)
+	ctx := env.ctx()
+	var round *promptRound
+	if stateless {
+		// The prompt may ask the client for input (multi round-trip
+		// requests, mrtr.go).
+		var raw struct {
+			Arguments json.RawMessage `json:"arguments"`
+		}
+		_ = json.Unmarshal(orEmpty(ev.Params), &raw)
+		var e *jsonrpc.Error
+		if ctx, round, e = startPromptRound(ctx, env, ev, *p.Name, raw.Arguments); e != nil {
+			return nil, e
+		}
+	}
+	res, err := c.GetPrompt(ctx, *p.Name, p.Arguments)
+	if r, e, ok := round.inputRequired(env, err); ok {
+		return r, e
+	}
 	if err != nil {
 		return nil, catalogError(err, stateless, "", *p.Name)
 	}

@@ -233,8 +233,8 @@ func TestHandleCatalog(t *testing.T) {
 
 		// prompts
 		{name: "prompts/list", method: "prompts/list", params: `{}`,
-			v2025: want{result: listOf("prompts", "name", "test_prompt_with_arguments", "test_prompt_with_embedded_resource", "test_prompt_with_image", "test_simple_prompt")},
-			v2026: want{result: listOf("prompts", "name", "test_prompt_with_arguments", "test_prompt_with_embedded_resource", "test_prompt_with_image", "test_simple_prompt")}},
+			v2025: want{result: listOf("prompts", "name", "test_input_required_result_prompt", "test_prompt_with_arguments", "test_prompt_with_embedded_resource", "test_prompt_with_image", "test_simple_prompt")},
+			v2026: want{result: listOf("prompts", "name", "test_input_required_result_prompt", "test_prompt_with_arguments", "test_prompt_with_embedded_resource", "test_prompt_with_image", "test_simple_prompt")}},
 		{name: "prompts/get simple", method: "prompts/get", params: `{"name":"test_simple_prompt"}`,
 			v2025: want{result: messages(1, "This is a simple prompt for testing.")},
 			v2026: want{result: messages(1, "This is a simple prompt for testing.")}},
@@ -426,6 +426,14 @@ func TestHandleCatalogCapabilities(t *testing.T) {
 					t.Fatalf("no capabilities in %s", out.Reply.Message)
 				}
 				var got []string
+				if e.Method == "server/discover" {
+					// 2026-07-28 clients also learn of the tasks extension.
+					ext, _ := caps["extensions"].(map[string]any)
+					if _, ok := ext[sessions.TasksExtension]; !ok || len(ext) != 1 {
+						t.Errorf("extensions %v, want only %s", caps["extensions"], sessions.TasksExtension)
+					}
+					delete(caps, "extensions")
+				}
 				for k, v := range caps {
 					got = append(got, k)
 					// Nothing served here delivers notifications yet:
@@ -617,15 +625,20 @@ func TestProcessorServesCatalog(t *testing.T) {
 		return b.Result
 	}
 	first := send("t1", "prompts/list", `{}`)
-	if got := names(t, first, "prompts", "name"); !reflect.DeepEqual(got, []string{"test_prompt_with_arguments", "test_prompt_with_embedded_resource"}) {
+	if got := names(t, first, "prompts", "name"); !reflect.DeepEqual(got, []string{"test_input_required_result_prompt", "test_prompt_with_arguments"}) {
 		t.Fatalf("first page %v", got)
 	}
 	cursor, _ := first["nextCursor"].(string)
 	second := send("t2", "prompts/list", fmt.Sprintf(`{"cursor":%q}`, cursor))
-	if got := names(t, second, "prompts", "name"); !reflect.DeepEqual(got, []string{"test_prompt_with_image", "test_simple_prompt"}) {
+	if got := names(t, second, "prompts", "name"); !reflect.DeepEqual(got, []string{"test_prompt_with_embedded_resource", "test_prompt_with_image"}) {
 		t.Fatalf("second page %v", got)
 	}
-	if _, ok := second["nextCursor"]; ok {
+	cursor, _ = second["nextCursor"].(string)
+	last := send("t2b", "prompts/list", fmt.Sprintf(`{"cursor":%q}`, cursor))
+	if got := names(t, last, "prompts", "name"); !reflect.DeepEqual(got, []string{"test_simple_prompt"}) {
+		t.Fatalf("last page %v", got)
+	}
+	if _, ok := last["nextCursor"]; ok {
 		t.Errorf("last page carries nextCursor")
 	}
 	read := send("t3", "resources/read", `{"uri":"test://static-text"}`)

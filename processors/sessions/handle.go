@@ -10,6 +10,7 @@ import (
 
 	"github.com/mcpstream/mcpstream/jsonrpc"
 	"github.com/mcpstream/mcpstream/processors"
+	"github.com/mcpstream/mcpstream/processors/mrtr"
 	"github.com/mcpstream/mcpstream/schemas"
 	"github.com/mcpstream/mcpstream/streams"
 	"github.com/mcpstream/mcpstream/tools"
@@ -24,8 +25,9 @@ type Outcome struct {
 	// Reply is sent to the waiting gateway (if any); nil when the reply
 	// will come from elsewhere (tool calls).
 	Reply *schemas.ReplyEvent
-	// Cancel asks the toolcalls group to cancel a running call.
-	Cancel *schemas.ToolControl
+	// Cancel is a control for the toolcalls group: a cancellation of a
+	// running call, or a task query.
+	Control *schemas.ToolControl
 }
 
 // Env is what Handle needs besides the event and the state.
@@ -35,6 +37,8 @@ type Env struct {
 	Server processors.ServerInfo
 	// Known reports whether a tool name exists.
 	Known func(name string) bool
+	// TaskSupport reports a tool's execution.taskSupport; nil: forbidden.
+	TaskSupport func(name string) string
 	// Catalog serves resources, prompts and completion (catalog.go). Nil:
 	// those methods are unknown (-32601) and not advertised.
 	Catalog Catalog
@@ -42,6 +46,9 @@ type Env struct {
 	PageSize int
 	// Cursors signs and checks list cursors. Nil: the built-in key.
 	Cursors *Cursors
+	// States signs and checks 2026-07-28 requestState (mrtr.go). Nil: the
+	// built-in key.
+	States *mrtr.Signer
 	// Ctx bounds catalog calls (the message's context). Nil: Background.
 	Ctx context.Context
 }
@@ -152,7 +159,7 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 		}
 		out := Outcome{State: next, Reply: accepted(202)}
 		if ev.Method == "notifications/cancelled" && st != nil {
-			out.Cancel = cancelControl(ev, now)
+			out.Control = cancelControl(ev, now)
 		}
 		// Other notifications (progress, roots/list_changed) are accepted;
 		// unknown ones are ignored as the spec asks.
@@ -229,6 +236,9 @@ func handleStateless(env Env, ev *schemas.RequestEvent, now time.Time) Outcome {
 		return reply(toolsList(env, ev, true))
 	case "tools/call":
 		job, e := toolJob(env, ev, now)
+		if e == nil {
+			e = attachRetry(env, ev, job)
+		}
 		if e != nil {
 			return reply(200, jsonrpc.ErrorBody(e))
 		}
@@ -244,7 +254,24 @@ func handleStateless(env Env, ev *schemas.RequestEvent, now time.Time) Outcome {
 		if processors.ValidLogLevel(p.Meta.LogLevel) {
 			job.LogLevel = p.Meta.LogLevel
 		}
+		support := tools.TaskForbidden
+		if env.TaskSupport != nil {
+			support = env.TaskSupport(job.Tool)
+		}
+		switch {
+		case support == tools.TaskForbidden:
+		case declaresTasks(p.Meta.Caps):
+			// The server decides (tasks extension): every call of a
+			// task-supporting tool from a client that can poll becomes a
+			// task, so a slow tool never holds an HTTP request open.
+			job.Task = true
+			job.TaskTTLMs = DefaultTaskTTLMs
+		case support == tools.TaskRequired:
+			return reply(200, jsonrpc.ErrorBody(missingTasksExtension(job.Tool)))
+		}
 		return Outcome{Forward: job}
+	case "tasks/get", "tasks/update", "tasks/cancel":
+		return tasksRequest(ev, now, reply)
 	}
 	if status, body, ok := serveCatalog(env, ev, true); ok {
 		return reply(status, body)
@@ -314,6 +341,14 @@ func capabilities(env Env) map[string]any {
 	return caps
 }
 
+// statelessCapabilities adds what only 2026-07-28 clients get: the tasks
+// extension (2025-11-25's experimental tasks are another protocol).
+func statelessCapabilities(env Env) map[string]any {
+	caps := capabilities(env)
+	caps["extensions"] = map[string]any{TasksExtension: map[string]any{}}
+	return caps
+}
+
 func initializeResult(env Env, version string) map[string]any {
 	r := map[string]any{
 		"protocolVersion": version,
@@ -330,7 +365,7 @@ func discoverResult(env Env) map[string]any {
 	r := map[string]any{
 		"resultType":        "complete",
 		"supportedVersions": append(append([]string{}, processors.StatelessVersions...), processors.StatefulVersions...),
-		"capabilities":      capabilities(env),
+		"capabilities":      statelessCapabilities(env),
 		"_meta":             map[string]any{"io.modelcontextprotocol/serverInfo": env.Server},
 		"ttlMs":             60000,
 		"cacheScope":        "public",
@@ -373,4 +408,63 @@ func cancelControl(ev *schemas.RequestEvent, now time.Time) *schemas.ToolControl
 	}
 	return &schemas.ToolControl{EventID: streams.SessionEventID(ev.SessionID, id.Bytes()), Kind: schemas.ControlCancel,
 		Reason: p.Reason, ProducedAt: now}
+}
+
+// TasksExtension is the tasks extension's identifier (SEP-2663).
+const TasksExtension = "io.modelcontextprotocol/tasks"
+
+// DefaultTaskTTLMs is the ttlMs announced for tasks: how long a finished
+// task stays retrievable at least. Tasks live in the toolcalls table, which
+// keeps them longer; the figure is the promise, not the limit.
+const DefaultTaskTTLMs = 60 * 60 * 1000
+
+// declaresTasks reports whether per-request client capabilities include the
+// tasks extension.
+func declaresTasks(caps json.RawMessage) bool {
+	var c struct {
+		Extensions map[string]json.RawMessage `json:"extensions"`
+	}
+	if len(caps) == 0 || json.Unmarshal(caps, &c) != nil {
+		return false
+	}
+	_, ok := c.Extensions[TasksExtension]
+	return ok
+}
+
+func missingTasksExtension(what string) *jsonrpc.Error {
+	return &jsonrpc.Error{Code: jsonrpc.CodeMissingClientCapability,
+		Message: "Missing required client capability: " + what + " needs the " + TasksExtension + " extension",
+		Data:    json.RawMessage(`{"requiredCapabilities":{"extensions":{"` + TasksExtension + `":{}}}}`)}
+}
+
+// tasksRequest sends tasks/get, tasks/update and tasks/cancel to the
+// toolcalls group as a QUERY on the task's key: the task's state lives
+// there, in the partition of its id, and any processor instance owning that
+// partition answers, whichever gateway the poll came through.
+func tasksRequest(ev *schemas.RequestEvent, now time.Time, reply func(int, []byte) Outcome) Outcome {
+	var p struct {
+		TaskID         *string         `json:"taskId"`
+		InputResponses json.RawMessage `json:"inputResponses"`
+		Meta           struct {
+			Caps json.RawMessage `json:"io.modelcontextprotocol/clientCapabilities"`
+		} `json:"_meta"`
+	}
+	if err := json.Unmarshal(orEmpty(ev.Params), &p); err != nil {
+		return reply(200, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "invalid %s params: %v", ev.Method, err)))
+	}
+	if !declaresTasks(p.Meta.Caps) {
+		return reply(200, jsonrpc.ErrorBody(missingTasksExtension(ev.Method)))
+	}
+	if p.TaskID == nil || *p.TaskID == "" {
+		return reply(200, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s needs params.taskId", ev.Method)))
+	}
+	q := &schemas.ToolControl{EventID: *p.TaskID, Kind: schemas.ControlQuery, Method: ev.Method, Principal: ev.Principal,
+		ReplyGateway: ev.ReplyGateway, ReplyToken: ev.ReplyToken, ProducedAt: now}
+	if ev.Method == "tasks/update" {
+		if len(p.InputResponses) == 0 || p.InputResponses[0] != '{' {
+			return reply(200, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "tasks/update needs params.inputResponses, an object")))
+		}
+		q.Payload = p.InputResponses
+	}
+	return Outcome{Control: q}
 }

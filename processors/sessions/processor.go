@@ -10,6 +10,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 	"github.com/mcpstream/mcpstream/processors"
+	"github.com/mcpstream/mcpstream/processors/mrtr"
 	"github.com/mcpstream/mcpstream/schemas"
 	"github.com/mcpstream/mcpstream/streams"
 	"github.com/mcpstream/mcpstream/tools"
@@ -38,7 +39,9 @@ type Config struct {
 	// CursorKey signs list cursors (HMAC-SHA256); every processor instance
 	// of a deployment needs the same key, since any of them may receive the
 	// next page's request. Empty: a key built into the code, so cursors are
-	// tamper-evident but forgeable by someone who reads the source.
+	// tamper-evident but forgeable by someone who reads the source. The
+	// requestState of input_required results is signed with a key derived
+	// from it (executors need the same key).
 	CursorKey []byte
 	// Options are extra goka options (tests pass goka.WithTester).
 	Options []goka.ProcessorOption
@@ -54,6 +57,7 @@ type Processor struct {
 	log    *slog.Logger
 	proc   atomic.Pointer[goka.Processor]
 	cursor *Cursors
+	states *mrtr.Signer
 }
 
 // New builds the group graph; it is validated before anything runs.
@@ -75,7 +79,7 @@ func New(reg *schemas.Registry, tr *tools.Registry, cfg Config) (*Processor, err
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Processor{cfg: cfg, tools: tr, codecs: processors.NewCodecs(reg), log: cfg.Logger.With("group", cfg.Streams.Topics.SessionsGroup()),
-		cursor: NewCursors(cfg.CursorKey)}
+		cursor: NewCursors(cfg.CursorKey), states: mrtr.NewSigner(cfg.CursorKey)}
 	t := cfg.Streams.Topics
 	p.graph = goka.DefineGroup(goka.Group(t.SessionsGroup()),
 		goka.Input(goka.Stream(t.Requests()), p.codecs.Request, p.process),
@@ -101,7 +105,13 @@ func (p *Processor) env(ctx context.Context) Env {
 	return Env{Tools: list, Server: p.cfg.Server, Known: func(name string) bool {
 		_, _, ok := p.tools.Lookup(name)
 		return ok
-	}, Catalog: p.cfg.Catalog, PageSize: p.cfg.PageSize, Cursors: p.cursor, Ctx: ctx}
+	}, TaskSupport: func(name string) string {
+		_, t, ok := p.tools.Lookup(name)
+		if !ok {
+			return tools.TaskForbidden
+		}
+		return t.TaskSupport()
+	}, Catalog: p.cfg.Catalog, PageSize: p.cfg.PageSize, Cursors: p.cursor, States: p.states, Ctx: ctx}
 }
 
 func (p *Processor) process(ctx goka.Context, msg any) {
@@ -127,8 +137,8 @@ func (p *Processor) process(ctx goka.Context, msg any) {
 	if out.Reply != nil && out.Reply.Gateway != "" {
 		ctx.Emit(goka.Stream(t.Replies()), out.Reply.Gateway, out.Reply)
 	}
-	if out.Cancel != nil {
-		ctx.Emit(goka.Stream(t.ToolControls()), out.Cancel.EventID, out.Cancel)
+	if out.Control != nil {
+		ctx.Emit(goka.Stream(t.ToolControls()), out.Control.EventID, out.Control)
 	}
 }
 

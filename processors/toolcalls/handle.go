@@ -17,6 +17,9 @@ type Outcome struct {
 	Redispatch bool
 	Replies    []*schemas.ReplyEvent
 	Commands   []*schemas.ExecutorCommand
+	// Completed is the call's outcome for the tool-results topic (the
+	// audit trail projections read): exactly one per call.
+	Completed *schemas.ToolResult
 }
 
 func replyTo(w schemas.Waiter, st *schemas.ToolCallState, now time.Time) *schemas.ReplyEvent {
@@ -30,7 +33,18 @@ func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, framed []byte, offs
 	w := schemas.Waiter{Gateway: job.ReplyGateway, ReplyToken: job.ReplyToken}
 	if st == nil {
 		next := &schemas.ToolCallState{EventID: job.EventID, SessionID: job.SessionID, Principal: job.Principal,
-			Tool: job.Tool, Status: schemas.CallRunning, AcceptedAt: now, CallOffset: offset, Job: framed}
+			Tool: job.Tool, Status: schemas.CallRunning, AcceptedAt: now, CallOffset: offset, Job: framed,
+			Task: job.Task, TaskTTLMs: job.TaskTTLMs}
+		if job.Task {
+			// The caller gets the task handle now; the state carrying it is
+			// written by this same callback, so a tasks/get for it, which
+			// reaches this partition only after this reply, finds it.
+			out := Outcome{State: next, Job: job}
+			if w.Gateway != "" {
+				out.Replies = []*schemas.ReplyEvent{taskReply(w, next, now)}
+			}
+			return out
+		}
 		if w.Gateway != "" {
 			next.Waiters = []schemas.Waiter{w}
 		}
@@ -46,6 +60,18 @@ func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, framed []byte, offs
 		return Outcome{Replies: []*schemas.ReplyEvent{{Gateway: w.Gateway, ReplyToken: w.ReplyToken, EventID: job.EventID,
 			Kind: schemas.ReplyResponse, HTTPStatus: 200, SessionID: job.SessionID, ProducedAt: now,
 			Message: jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "request id is in use by another caller"))}}}
+	}
+	if st.Task {
+		// A retry of the request that created a task gets the same handle,
+		// with the status as of now.
+		out := Outcome{}
+		if offset == st.CallOffset && st.Status != schemas.CallCompleted && st.ClaimExecutor == "" {
+			out.Job = job // redelivered after a crash; see below
+		}
+		if w.Gateway != "" {
+			out.Replies = []*schemas.ReplyEvent{taskReply(w, st, now)}
+		}
+		return out
 	}
 	switch st.Status {
 	case schemas.CallCompleted:
@@ -86,6 +112,11 @@ func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, framed []byte, offs
 	}
 }
 
+func taskReply(w schemas.Waiter, st *schemas.ToolCallState, now time.Time) *schemas.ReplyEvent {
+	return &schemas.ReplyEvent{Gateway: w.Gateway, ReplyToken: w.ReplyToken, EventID: st.EventID,
+		Kind: schemas.ReplyResponse, HTTPStatus: 200, SessionID: st.SessionID, Message: createTaskResult(st), ProducedAt: now}
+}
+
 func command(c *schemas.ToolControl, st *schemas.ToolCallState, kind schemas.ExecutorCommandKind, now time.Time) *schemas.ExecutorCommand {
 	cmd := &schemas.ExecutorCommand{Executor: c.Executor, Incarnation: c.Incarnation, EventID: c.EventID, Kind: kind, ProducedAt: now}
 	if st != nil {
@@ -111,6 +142,8 @@ func OnControl(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time)
 		return onCancel(st, now)
 	case schemas.ControlRelease:
 		return onRelease(st, c, now)
+	case schemas.ControlQuery:
+		return onQuery(st, c, now)
 	}
 	return Outcome{}
 }
@@ -186,13 +219,19 @@ func onCancel(st *schemas.ToolCallState, now time.Time) Outcome {
 
 // complete ends a call with body and answers everyone waiting for it.
 func complete(st *schemas.ToolCallState, body []byte, now time.Time) Outcome {
+	return completeWith(st, &schemas.ToolResult{EventID: st.EventID, Executor: st.ClaimExecutor, Response: body,
+		StartedAt: st.AcceptedAt, FinishedAt: now}, now)
+}
+
+func completeWith(st *schemas.ToolCallState, res *schemas.ToolResult, now time.Time) Outcome {
+	body := res.Response
 	next := *st
 	next.Status = schemas.CallCompleted
 	next.Response = body
 	next.CompletedAt = now
 	next.Job = nil // only needed to run the call again
 	next.ClaimExecutor, next.ClaimIncarnation = "", ""
-	out := Outcome{State: &next}
+	out := Outcome{State: &next, Completed: res}
 	for _, w := range st.Waiters {
 		out.Replies = append(out.Replies, replyTo(w, &next, now))
 	}
@@ -208,7 +247,7 @@ func OnResult(st *schemas.ToolCallState, res *schemas.ToolResult, now time.Time)
 	if st == nil || st.Status == schemas.CallCompleted {
 		return Outcome{}
 	}
-	return complete(st, res.Response, now)
+	return completeWith(st, res, now)
 }
 
 func interruptedData(tool, executor, reason string) json.RawMessage {

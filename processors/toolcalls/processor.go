@@ -50,12 +50,12 @@ func New(reg *schemas.Registry, cfg Config) (*Processor, error) {
 	p := &Processor{cfg: cfg, reg: reg, log: cfg.Logger.With("group", t.ToolCallsGroup())}
 	p.graph = goka.DefineGroup(goka.Group(t.ToolCallsGroup()),
 		goka.Input(goka.Stream(t.ToolCalls()), c.Job, p.onCall),
-		goka.Input(goka.Stream(t.ToolResults()), c.Result, p.onResult),
-		goka.Input(goka.Stream(t.ToolControls()), c.Control, p.onControl),
+		goka.Input(goka.Stream(t.ToolControls()), c.ControlOrResult, p.onControl),
 		goka.Persist(c.ToolCall),
 		goka.Output(goka.Stream(t.Jobs()), c.Job),
 		goka.Output(goka.Stream(t.Replies()), c.Reply),
 		goka.Output(goka.Stream(t.ExecutorCommands()), c.Command),
+		goka.Output(goka.Stream(t.ToolResults()), c.Result),
 	)
 	if err := p.graph.Validate(); err != nil {
 		return nil, fmt.Errorf("toolcalls group graph: %w", err)
@@ -96,6 +96,9 @@ func (p *Processor) apply(ctx goka.Context, out Outcome) {
 	for _, c := range out.Commands {
 		ctx.Emit(goka.Stream(t.ExecutorCommands()), c.Executor, c)
 	}
+	if out.Completed != nil {
+		ctx.Emit(goka.Stream(t.ToolResults()), out.Completed.EventID, out.Completed)
+	}
 }
 
 func (p *Processor) onCall(ctx goka.Context, msg any) {
@@ -112,21 +115,14 @@ func (p *Processor) onCall(ctx goka.Context, msg any) {
 }
 
 func (p *Processor) onControl(ctx goka.Context, msg any) {
-	c, ok := msg.(*schemas.ToolControl)
-	if !ok {
+	switch m := msg.(type) {
+	case *schemas.ToolControl:
+		p.apply(ctx, OnControl(state(ctx), m, time.Now()))
+	case *schemas.ToolResult:
+		p.apply(ctx, OnResult(state(ctx), m, time.Now()))
+	default:
 		p.log.Error("dropping control of wrong type", "type", fmt.Sprintf("%T", msg))
-		return
 	}
-	p.apply(ctx, OnControl(state(ctx), c, time.Now()))
-}
-
-func (p *Processor) onResult(ctx goka.Context, msg any) {
-	res, ok := msg.(*schemas.ToolResult)
-	if !ok {
-		p.log.Error("dropping result of wrong type", "type", fmt.Sprintf("%T", msg))
-		return
-	}
-	p.apply(ctx, OnResult(state(ctx), res, time.Now()))
 }
 
 // Run processes until ctx is done.

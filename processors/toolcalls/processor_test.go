@@ -99,7 +99,7 @@ func TestProcessorGraph(t *testing.T) {
 				if in.call != nil {
 					tt.Consume(topics.ToolCalls(), in.call.EventID, in.call)
 				} else {
-					tt.Consume(topics.ToolResults(), in.result.EventID, in.result)
+					tt.Consume(topics.ToolControls(), in.result.EventID, in.result)
 				}
 			}
 

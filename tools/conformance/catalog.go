@@ -53,6 +53,7 @@ var (
 		{URITemplate: ResourceTemplateData, Name: "template", Description: "A resource template with parameter substitution", MIMEType: "application/json"},
 	}
 	prompts = []tools.Prompt{
+		{Name: PromptInputRequired, Title: "Prompt Asking For Context", Description: "A prompt that asks the user for context (elicitation; an input_required result in 2026-07-28)"},
 		{Name: PromptWithArguments, Title: "Prompt With Arguments", Description: "A prompt with required arguments",
 			Arguments: []tools.PromptArgument{
 				{Name: "arg1", Description: "First test argument", Required: true},
@@ -163,6 +164,8 @@ func (p *Provider) GetPrompt(ctx context.Context, name string, args map[string]s
 				user(resource(uri, "text/plain", embeddedPromptBody)),
 				user(text("Please process the embedded resource above.")),
 			}}, nil
+	case PromptInputRequired:
+		return inputRequiredPrompt(ctx)
 	case PromptWithImage:
 		return &tools.GetPromptResult{Description: "A prompt with an image",
 			Messages: []tools.PromptMessage{

@@ -55,7 +55,7 @@ func TestCatalogLists(t *testing.T) {
 			t.Errorf("%s: no description", p.Name)
 		}
 	}
-	if want := []string{"test_prompt_with_arguments", "test_prompt_with_embedded_resource", "test_prompt_with_image", "test_simple_prompt"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"test_input_required_result_prompt", "test_prompt_with_arguments", "test_prompt_with_embedded_resource", "test_prompt_with_image", "test_simple_prompt"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("prompts %v, want %v", names, want)
 	}
 	// The provider's own lists must already be sorted (a Provider

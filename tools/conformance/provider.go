@@ -130,15 +130,20 @@ func New(opts ...Option) *Provider {
 	for _, o := range opts {
 		o(p)
 	}
-	for _, d := range definitions {
+	for _, d := range append(append([]definition(nil), definitions...), clientRequestDefinitions...) {
+		schema := emptyObjectSchema
+		if s, ok := inputSchemas[d.name]; ok {
+			schema = s
+		}
 		p.handlers[d.name] = d.run
 		p.tools = append(p.tools, tools.Tool{
 			Name:        d.name,
 			Title:       d.title,
 			Description: d.description,
-			InputSchema: json.RawMessage(emptyObjectSchema),
+			InputSchema: json.RawMessage(schema),
 		})
 	}
+	p.addTaskTools()
 	sort.Slice(p.tools, func(i, j int) bool { return p.tools[i].Name < p.tools[j].Name })
 	return p
 }

@@ -106,6 +106,11 @@ var wantTools = []string{
 	ToolLoggingTool, ToolMissingCapability, ToolMultipleContentTypes, ToolSimpleText,
 	ToolStreamingElicitation, ToolTriggerPromptChange, ToolTriggerToolChange,
 	ToolWithLogging, ToolWithProgress,
+	ToolGreet, ToolSlowCompute, ToolFailingJob, ToolProtocolErrorJob,
+	// clientreq.go
+	ToolSampling, ToolElicitation, ToolElicitationDefaults, ToolElicitationEnums, ToolJSONSchema202012,
+	ToolIRElicitation, ToolIRSampling, ToolIRListRoots, ToolIRRequestState, ToolIRMultipleInputs,
+	ToolIRMultiRound, ToolIRTamperedState, ToolIRCapabilities,
 }
 
 func TestListTools(t *testing.T) {

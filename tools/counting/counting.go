@@ -69,6 +69,9 @@ func New(path string) (*Provider, error) {
 			Description: "Records one execution of call_id in the execution log, sleeps sleep_ms, and returns call_id. Not idempotent: running it twice for one call is visible.",
 			InputSchema: json.RawMessage(inputSchema),
 			Annotations: json.RawMessage(`{"readOnlyHint":false,"destructiveHint":false,"idempotentHint":false,"openWorldHint":false}`),
+			// Clients of the tasks extension may run it as a task (the task
+			// failover test counts its executions).
+			Execution: json.RawMessage(`{"taskSupport":"optional"}`),
 		},
 		{
 			Name:        ToolTallyIdempotent,
