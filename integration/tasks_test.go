@@ -198,3 +198,76 @@ func toolcallsOwner(t *testing.T, ctx context.Context, brokers, key string) stri
 	t.Fatalf("no toolcalls member owns partition %d", part)
 	return ""
 }
+
+// TestSessionTasks drives the 2025-11-25 tasks utility over a session:
+// task-augmented tools/call, tasks/get, the blocking tasks/result with its
+// related-task _meta, tasks/cancel (cancelled before the answer; -32602 on
+// a finished task), and the -32601 refusals of task support.
+func TestSessionTasks(t *testing.T) {
+	b := startBroker(t, "")
+	r := allInOne(t, b, "p1", newCounter())
+	url := r.ready.MCPURL
+	sid := initSession(t, url)
+	rpc := func(id int, method string, params string) (map[string]any, map[string]any) {
+		t.Helper()
+		resp, body := rawPost(t, url, sid, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":%s}`, id, method, params))
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: HTTP %d %s", method, resp.StatusCode, body)
+		}
+		var msg struct {
+			Result map[string]any `json:"result"`
+			Error  map[string]any `json:"error"`
+		}
+		if err := json.Unmarshal(body, &msg); err != nil {
+			t.Fatalf("%s: %v in %s", method, err, body)
+		}
+		return msg.Result, msg.Error
+	}
+
+	res, rpcErr := rpc(1, "tools/call", `{"name":"slow_compute","arguments":{"seconds":1,"label":"s1"},"task":{"ttl":60000}}`)
+	task, _ := res["task"].(map[string]any)
+	if rpcErr != nil || task == nil || task["status"] != "working" || task["ttl"] != float64(60000) || task["pollInterval"] == nil {
+		t.Fatalf("task-augmented call: %v %v", res, rpcErr)
+	}
+	id := task["taskId"].(string)
+	if got, _ := rpc(2, "tasks/get", fmt.Sprintf(`{"taskId":%q}`, id)); got["status"] != "working" || got["taskId"] != id {
+		t.Fatalf("tasks/get while running: %v", got)
+	}
+	start := time.Now()
+	final, rpcErr := rpc(3, "tasks/result", fmt.Sprintf(`{"taskId":%q}`, id))
+	meta, _ := final["_meta"].(map[string]any)
+	related, _ := meta["io.modelcontextprotocol/related-task"].(map[string]any)
+	if rpcErr != nil || related["taskId"] != id || !strings.Contains(fmt.Sprint(final["content"]), "computed s1") {
+		t.Fatalf("tasks/result: %v %v", final, rpcErr)
+	}
+	t.Logf("tasks/result blocked %v until the task ended", time.Since(start).Round(time.Millisecond))
+	if got, _ := rpc(4, "tasks/get", fmt.Sprintf(`{"taskId":%q}`, id)); got["status"] != "completed" {
+		t.Fatalf("tasks/get after the end: %v", got)
+	}
+	if _, e := rpc(5, "tasks/cancel", fmt.Sprintf(`{"taskId":%q}`, id)); e == nil || e["code"] != float64(-32602) {
+		t.Fatalf("cancel of a finished task: %v, want -32602", e)
+	}
+
+	res, _ = rpc(6, "tools/call", `{"name":"slow_compute","arguments":{"seconds":60},"task":{}}`)
+	long := res["task"].(map[string]any)["taskId"].(string)
+	cancelled, e := rpc(7, "tasks/cancel", fmt.Sprintf(`{"taskId":%q}`, long))
+	if e != nil || cancelled["status"] != "cancelled" {
+		t.Fatalf("tasks/cancel: %v %v, want the task, cancelled", cancelled, e)
+	}
+	if got, _ := rpc(8, "tasks/get", fmt.Sprintf(`{"taskId":%q}`, long)); got["status"] != "cancelled" {
+		t.Fatalf("tasks/get after cancel: %v", got)
+	}
+
+	if _, e := rpc(9, "tools/call", `{"name":"failing_job","arguments":{}}`); e == nil || e["code"] != float64(-32601) {
+		t.Fatalf("plain call of a task-required tool: %v, want -32601", e)
+	}
+	if _, e := rpc(10, "tools/call", `{"name":"greet","arguments":{"name":"x"},"task":{}}`); e == nil || e["code"] != float64(-32601) {
+		t.Fatalf("task call of a tool without task support: %v, want -32601", e)
+	}
+	// Another session cannot see the task.
+	other := initSession(t, url)
+	resp, body := rawPost(t, url, other, fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":%q}}`, id))
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "-32602") {
+		t.Fatalf("tasks/get from another session: %d %s", resp.StatusCode, body)
+	}
+}

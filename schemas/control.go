@@ -38,6 +38,8 @@ type ToolControl struct {
 	Method       string
 	// Payload is the inputResponses object of tasks/update.
 	Payload []byte
+	// SessionID scopes a 2025-11-25 task query to its session.
+	SessionID string
 }
 
 // ExecutorCommandKind is the processor's answer to a claim, or an order.
@@ -99,6 +101,7 @@ func (r *Registry) EncodeControl(c *ToolControl) ([]byte, error) {
 		"principal":     c.Principal,
 		"method":        c.Method,
 		"payload":       nullable("bytes", c.Payload),
+		"session_id":    c.SessionID,
 	})
 }
 
@@ -121,6 +124,7 @@ func (r *Registry) DecodeControl(b []byte) (*ToolControl, error) {
 		Principal:    str(m, "principal"),
 		Method:       str(m, "method"),
 		Payload:      unNullBytes(m["payload"]),
+		SessionID:    str(m, "session_id"),
 	}, nil
 }
 

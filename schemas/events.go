@@ -78,6 +78,8 @@ type SessionState struct {
 	LastOffset         int64
 	Requests           int64
 	LogLevel           string
+	// Subscriptions are the resource URIs of resources/subscribe, sorted.
+	Subscriptions []string
 }
 
 // ToolCallStatus is where a tool call stands.
@@ -275,7 +277,16 @@ func (r *Registry) EncodeSession(s *SessionState) ([]byte, error) {
 		"last_offset":         s.LastOffset,
 		"requests":            s.Requests,
 		"log_level":           s.LogLevel,
+		"subscriptions":       stringsAny(s.Subscriptions),
 	})
+}
+
+func stringsAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // DecodeSession parses a framed SessionState.
@@ -296,6 +307,7 @@ func (r *Registry) DecodeSession(b []byte) (*SessionState, error) {
 		LastOffset:         i64(m, "last_offset"),
 		Requests:           i64(m, "requests"),
 		LogLevel:           str(m, "log_level"),
+		Subscriptions:      anyStrings(m["subscriptions"]),
 	}, nil
 }
 
@@ -451,4 +463,20 @@ func (r *Registry) DecodeResult(b []byte) (*ToolResult, error) {
 		StartedAt:  ts(m, "started_at"),
 		FinishedAt: ts(m, "finished_at"),
 	}, nil
+}
+
+// anyStrings reads an Avro array of strings; absent (older writer schema)
+// is nil.
+func anyStrings(v any) []string {
+	xs, _ := v.([]any)
+	if len(xs) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(xs))
+	for _, x := range xs {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }

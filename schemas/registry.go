@@ -21,7 +21,7 @@ var files embed.FS
 var ids = map[string]uint32{
 	"request_event.avsc":       1,
 	"reply_event.avsc":         2,
-	"session_state.avsc":       3,
+	"session_state.v1.avsc":    3,
 	"toolcall_state.v1.avsc":   4,
 	"tool_job.v1.avsc":         5,
 	"tool_result.avsc":         6,
@@ -31,6 +31,7 @@ var ids = map[string]uint32{
 	"toolcall_state.avsc":      10,
 	"tool_job.avsc":            11,
 	"executor_command.avsc":    12,
+	"session_state.avsc":       13,
 }
 
 // family maps a retired schema file (name.vN.avsc) to the current file of

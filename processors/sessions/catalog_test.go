@@ -433,6 +433,17 @@ func TestHandleCatalogCapabilities(t *testing.T) {
 						t.Errorf("extensions %v, want only %s", caps["extensions"], sessions.TasksExtension)
 					}
 					delete(caps, "extensions")
+					if _, ok := caps["tasks"]; ok {
+						t.Error("2026-07-28 discover advertises 2025-11-25 tasks")
+					}
+				} else {
+					// 2025-11-25: task-augmented tools/call and tasks/cancel,
+					// no tasks/list.
+					tasks, _ := caps["tasks"].(map[string]any)
+					if _, ok := tasks["cancel"]; !ok || tasks["list"] != nil || tasks["requests"] == nil {
+						t.Errorf("tasks capability %v", caps["tasks"])
+					}
+					delete(caps, "tasks")
 				}
 				for k, v := range caps {
 					got = append(got, k)

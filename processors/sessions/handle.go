@@ -198,7 +198,21 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 		// initialize, the level from logging/setLevel.
 		job.ClientCapabilities = st.ClientCapabilities
 		job.LogLevel = st.LogLevel
+		if e := sessionTask(env, ev, job); e != nil {
+			out.Reply = reply(200, jsonrpc.ErrorBody(e))
+			return keep(out, false)
+		}
 		out.Forward = job
+	case "tasks/get", "tasks/result", "tasks/cancel":
+		var p struct {
+			TaskID *string `json:"taskId"`
+		}
+		if err := json.Unmarshal(orEmpty(ev.Params), &p); err != nil || p.TaskID == nil || *p.TaskID == "" {
+			out.Reply = reply(200, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "%s needs params.taskId", ev.Method)))
+			return keep(out, false)
+		}
+		out.Control = &schemas.ToolControl{EventID: *p.TaskID, Kind: schemas.ControlQuery, Method: ev.Method, Principal: ev.Principal,
+			SessionID: ev.SessionID, ReplyGateway: ev.ReplyGateway, ReplyToken: ev.ReplyToken, ProducedAt: now}
 	default:
 		if status, body, ok := serveCatalog(env, ev, false); ok {
 			out.Reply = reply(status, body)
@@ -327,6 +341,10 @@ const MaxClientDescriptionBytes = 256 << 10
 // through the log: a client told to expect them would wait forever.
 func capabilities(env Env) map[string]any {
 	caps := map[string]any{"tools": map[string]any{}, "logging": map[string]any{}}
+	// 2025-11-25 tasks: tools/call may be task-augmented, tasks cancelled.
+	// tasks/list is not offered: tasks live by id across the toolcalls
+	// partitions, and listing a session's would need an index per session.
+	caps["tasks"] = map[string]any{"cancel": map[string]any{}, "requests": map[string]any{"tools": map[string]any{"call": map[string]any{}}}}
 	if c := env.Catalog; c != nil {
 		if c.ServesResources() {
 			caps["resources"] = map[string]any{}
@@ -345,6 +363,8 @@ func capabilities(env Env) map[string]any {
 // extension (2025-11-25's experimental tasks are another protocol).
 func statelessCapabilities(env Env) map[string]any {
 	caps := capabilities(env)
+	// The extension replaces the 2025-11-25 tasks capability.
+	delete(caps, "tasks")
 	caps["extensions"] = map[string]any{TasksExtension: map[string]any{}}
 	return caps
 }
@@ -408,6 +428,39 @@ func cancelControl(ev *schemas.RequestEvent, now time.Time) *schemas.ToolControl
 	}
 	return &schemas.ToolControl{EventID: streams.SessionEventID(ev.SessionID, id.Bytes()), Kind: schemas.ControlCancel,
 		Reason: p.Reason, ProducedAt: now}
+}
+
+// sessionTask applies 2025-11-25 task augmentation: a tools/call with a
+// "task" param runs as a task if the tool supports it; a tool that
+// requires it refuses plain calls. Both refusals are -32601, as that
+// revision asks.
+func sessionTask(env Env, ev *schemas.RequestEvent, job *schemas.ToolJob) *jsonrpc.Error {
+	var p struct {
+		Task *struct {
+			TTL *float64 `json:"ttl"`
+		} `json:"task"`
+	}
+	_ = json.Unmarshal(orEmpty(ev.Params), &p)
+	support := tools.TaskForbidden
+	if env.TaskSupport != nil {
+		support = env.TaskSupport(job.Tool)
+	}
+	switch {
+	case p.Task == nil && support == tools.TaskRequired:
+		return jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "tool %s must be called as a task (params.task)", job.Tool)
+	case p.Task == nil:
+		return nil
+	case support == tools.TaskForbidden:
+		return jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "tool %s does not support task-augmented calls", job.Tool)
+	}
+	job.Task = true
+	job.TaskTTLMs = DefaultTaskTTLMs
+	if p.Task.TTL != nil && *p.Task.TTL > 0 && *p.Task.TTL < float64(DefaultTaskTTLMs) {
+		// A shorter lifetime than ours may be asked for; a longer one is
+		// capped (the receiver may override ttl).
+		job.TaskTTLMs = int64(*p.Task.TTL)
+	}
+	return nil
 }
 
 // TasksExtension is the tasks extension's identifier (SEP-2663).

@@ -23,8 +23,13 @@ type Outcome struct {
 }
 
 func replyTo(w schemas.Waiter, st *schemas.ToolCallState, now time.Time) *schemas.ReplyEvent {
+	msg := st.Response
+	if st.Task {
+		// Only tasks/result waits on a task: its answer names the task.
+		msg = withRelatedTask(msg, st.EventID)
+	}
 	return &schemas.ReplyEvent{Gateway: w.Gateway, ReplyToken: w.ReplyToken, EventID: st.EventID,
-		Kind: schemas.ReplyResponse, HTTPStatus: 200, SessionID: st.SessionID, Message: st.Response, ProducedAt: now}
+		Kind: schemas.ReplyResponse, HTTPStatus: 200, SessionID: st.SessionID, Message: msg, ProducedAt: now}
 }
 
 // OnCall handles an accepted tools/call found at offset of the toolcalls

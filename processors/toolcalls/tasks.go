@@ -36,8 +36,13 @@ func TaskStatus(st *schemas.ToolCallState) string {
 	return TaskCompleted
 }
 
+// sessionTask reports a 2025-11-25 task (created in a session): its wire
+// shape is the core tasks utility's (ttl, pollInterval, tasks/result),
+// not the 2026-07-28 extension's.
+func sessionTask(st *schemas.ToolCallState) bool { return st.SessionID != "" }
+
 // taskFields is the Task object of a call; detailed adds what tasks/get
-// inlines for the status (result, error).
+// inlines for the status (result, error) in the tasks extension.
 func taskFields(st *schemas.ToolCallState, detailed bool) map[string]any {
 	updated := st.AcceptedAt
 	if !st.CompletedAt.IsZero() {
@@ -55,6 +60,15 @@ func taskFields(st *schemas.ToolCallState, detailed bool) map[string]any {
 		"lastUpdatedAt":  updated.UTC().Format(time.RFC3339Nano),
 		"ttlMs":          ttl,
 		"pollIntervalMs": PollIntervalMs,
+	}
+	if sessionTask(st) {
+		t["ttl"], t["pollInterval"] = t["ttlMs"], t["pollIntervalMs"]
+		delete(t, "ttlMs")
+		delete(t, "pollIntervalMs")
+		if status == TaskCancelled {
+			t["statusMessage"] = "The task was cancelled by request."
+		}
+		return t
 	}
 	if !detailed {
 		return t
@@ -84,9 +98,37 @@ func taskFields(st *schemas.ToolCallState, detailed bool) map[string]any {
 // createTaskResult is the answer to a tools/call that became a task.
 func createTaskResult(st *schemas.ToolCallState) []byte {
 	t := taskFields(st, false)
+	if sessionTask(st) {
+		body, _ := jsonrpc.ResultBody(map[string]any{"task": t})
+		return body
+	}
 	t["resultType"] = "task"
 	body, _ := jsonrpc.ResultBody(t)
 	return body
+}
+
+// withRelatedTask adds the related-task _meta that 2025-11-25 asks on a
+// task's result (tasks/result); errors pass unchanged.
+func withRelatedTask(body []byte, taskID string) []byte {
+	var msg map[string]json.RawMessage
+	if json.Unmarshal(body, &msg) != nil || msg["result"] == nil {
+		return body
+	}
+	var res map[string]any
+	if json.Unmarshal(msg["result"], &res) != nil {
+		return body
+	}
+	meta, _ := res["_meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	meta["io.modelcontextprotocol/related-task"] = map[string]any{"taskId": taskID}
+	res["_meta"] = meta
+	out, err := jsonrpc.ResultBody(res)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 func ack() []byte { return []byte(`{"result":{"resultType":"complete"}}`) }
@@ -103,8 +145,11 @@ func onQuery(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time) O
 		return &schemas.ReplyEvent{Gateway: c.ReplyGateway, ReplyToken: c.ReplyToken, EventID: c.EventID,
 			Kind: schemas.ReplyResponse, HTTPStatus: 200, Message: body, ProducedAt: now}
 	}
-	if st == nil || !st.Task || st.Principal != c.Principal {
+	if st == nil || !st.Task || st.Principal != c.Principal || st.SessionID != c.SessionID {
 		return Outcome{Replies: []*schemas.ReplyEvent{answer(unknownTask(c.EventID))}}
+	}
+	if sessionTask(st) {
+		return onSessionQuery(st, c, now, answer)
 	}
 	switch c.Method {
 	case "tasks/get":
@@ -123,6 +168,49 @@ func onQuery(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time) O
 		// No input is outstanding unless the tool asked for some; the spec
 		// has servers ignore responses to keys not outstanding.
 		return Outcome{Replies: []*schemas.ReplyEvent{answer(ack())}}
+	}
+	return Outcome{Replies: []*schemas.ReplyEvent{answer(jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "method not found: %s", c.Method)))}}
+}
+
+// onSessionQuery answers the 2025-11-25 tasks utility.
+func onSessionQuery(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time, answer func([]byte) *schemas.ReplyEvent) Outcome {
+	task := func(st *schemas.ToolCallState) []byte {
+		body, err := jsonrpc.ResultBody(taskFields(st, false))
+		if err != nil {
+			return jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInternalError, "encoding task: %v", err))
+		}
+		return body
+	}
+	switch c.Method {
+	case "tasks/get":
+		return Outcome{Replies: []*schemas.ReplyEvent{answer(task(st))}}
+	case "tasks/result":
+		if st.Status == schemas.CallCompleted {
+			return Outcome{Replies: []*schemas.ReplyEvent{answer(withRelatedTask(st.Response, st.EventID))}}
+		}
+		// Blocks until the task ends: the request waits like a caller of
+		// the call itself, and completion answers it.
+		next := *st
+		next.Waiters = append(append([]schemas.Waiter{}, st.Waiters...), schemas.Waiter{Gateway: c.ReplyGateway, ReplyToken: c.ReplyToken})
+		return Outcome{State: &next}
+	case "tasks/cancel":
+		if st.Status == schemas.CallCompleted {
+			return Outcome{Replies: []*schemas.ReplyEvent{answer(jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidParams,
+				"task %s is already %s", st.EventID, TaskStatus(st))))}}
+		}
+		// 2025-11-25 wants the task cancelled before the answer: it is,
+		// in the table; the holder is told to stop, and its late result is
+		// ignored like any result of a completed call.
+		holder, inc := st.ClaimExecutor, st.ClaimIncarnation
+		cancelled := *st
+		cancelled.CancelRequested = true
+		out := complete(&cancelled, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeRequestCancelled, "task cancelled by the client")), now)
+		if holder != "" {
+			out.Commands = append(out.Commands, &schemas.ExecutorCommand{Executor: holder, Incarnation: inc,
+				EventID: st.EventID, Kind: schemas.CommandCancel, Attempt: st.Attempts, ProducedAt: now})
+		}
+		out.Replies = append(out.Replies, answer(task(out.State)))
+		return out
 	}
 	return Outcome{Replies: []*schemas.ReplyEvent{answer(jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "method not found: %s", c.Method)))}}
 }
