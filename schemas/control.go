@@ -19,6 +19,12 @@ const (
 	// ControlQuery asks about a call (a task) and wants an answer sent to
 	// ReplyGateway.
 	ControlQuery ToolControlKind = "QUERY"
+	// ControlInput: the holder of a task asks its client for input
+	// (Payload: inputRequests), surfaced by tasks/get.
+	ControlInput ToolControlKind = "INPUT"
+	// ControlEscalate: the holder turns a running call into a task (its
+	// caller declared the tasks extension); the caller gets the handle.
+	ControlEscalate ToolControlKind = "ESCALATE"
 )
 
 // ToolControl is a control event for one call (tool_control.avsc).
@@ -54,6 +60,9 @@ const (
 	// CommandClientResponse carries a client's answer to a request a
 	// running tool sent it (2025-11-25 sampling, elicitation, roots).
 	CommandClientResponse ExecutorCommandKind = "CLIENT_RESPONSE"
+	// CommandTaskInput carries tasks/update answers (Message: key ->
+	// response) to the holder of the task.
+	CommandTaskInput ExecutorCommandKind = "TASK_INPUT"
 )
 
 // ExecutorCommand is addressed to one executor incarnation

@@ -119,6 +119,8 @@ type ToolCallState struct {
 	CancelRequested  bool
 	Task             bool
 	TaskTTLMs        int64
+	// InputRequests are a task's outstanding requests to its client.
+	InputRequests []byte
 }
 
 // ToolJob is an accepted tool call (tool_job.avsc).
@@ -341,6 +343,7 @@ func (r *Registry) EncodeToolCall(s *ToolCallState) ([]byte, error) {
 		"cancel_requested":  s.CancelRequested,
 		"task":              s.Task,
 		"task_ttl_ms":       s.TaskTTLMs,
+		"input_requests":    nullable("bytes", s.InputRequests),
 	})
 }
 
@@ -369,6 +372,7 @@ func (r *Registry) DecodeToolCall(b []byte) (*ToolCallState, error) {
 		CancelRequested:  boolean(m, "cancel_requested"),
 		Task:             boolean(m, "task"),
 		TaskTTLMs:        i64(m, "task_ttl_ms"),
+		InputRequests:    unNullBytes(m["input_requests"]),
 	}
 	if c := ts(m, "completed_at"); c.UnixMilli() != 0 {
 		s.CompletedAt = c

@@ -18,6 +18,7 @@ type call struct {
 	idempotent bool
 	version    uint64 // e.version when it was added: beats at or past it list it
 	cmds       chan *schemas.ExecutorCommand
+	inputs     chan map[string]json.RawMessage // tasks/update answers (taskinput.go)
 
 	ctx    context.Context // the tool body's context
 	cancel context.CancelFunc
@@ -72,7 +73,8 @@ func (e *Executor) admit(ctx context.Context, rec *kgo.Record) (*call, error) {
 		<-e.sem
 		return nil, nil
 	}
-	c := &call{job: job, idempotent: e.idempotent(job.Tool), cmds: make(chan *schemas.ExecutorCommand, 8), finishedCh: make(chan struct{})}
+	c := &call{job: job, idempotent: e.idempotent(job.Tool), cmds: make(chan *schemas.ExecutorCommand, 8),
+		inputs: make(chan map[string]json.RawMessage, 8), finishedCh: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	e.version++
 	c.version = e.version
@@ -325,6 +327,10 @@ func (e *Executor) readCommands(ctx context.Context) {
 			c := e.held[cmd.EventID]
 			e.mu.Unlock()
 			if c == nil {
+				return
+			}
+			if cmd.Kind == schemas.CommandTaskInput {
+				deliverTaskInput(c, cmd)
 				return
 			}
 			if cmd.Kind == schemas.CommandCancel {

@@ -127,6 +127,9 @@ func (n *notifier) inputs() (*tools.Inputs, error) {
 
 // Request implements tools.Requester.
 func (n *notifier) Request(ctx context.Context, reqs ...tools.InputRequest) ([]json.RawMessage, error) {
+	if n.isTask() {
+		return n.taskInput(ctx, reqs) // taskinput.go
+	}
 	if n.job.SessionID == "" {
 		in, err := n.inputs()
 		if err != nil {

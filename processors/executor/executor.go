@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -169,7 +170,7 @@ func (e *Executor) Run(ctx context.Context) error {
 func (e *Executor) runJob(ctx context.Context, c *call) {
 	job := c.job
 	start := time.Now()
-	n := &notifier{e: e, job: job}
+	n := &notifier{e: e, job: job, c: c}
 	timeout := e.cfg.ToolTimeout
 	if d, ok := e.cfg.ToolTimeouts[job.Tool]; ok && d > 0 {
 		timeout = d
@@ -233,7 +234,7 @@ func (e *Executor) runJob(ctx context.Context, c *call) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if e.healthy() && !job.Task {
+	if e.healthy() && !n.isTask() {
 		// A task's caller was answered with the task handle long ago.
 		e.replyFirst(ctx, job, body)
 	}
@@ -309,10 +310,13 @@ func toolError(msg string) []byte {
 
 // notifier sends a job's notifications to the gateway that waits for it.
 type notifier struct {
-	e    *Executor
-	job  *schemas.ToolJob
-	wg   sync.WaitGroup
-	mrtr callInputs // a stateless call's answers from its client (clientreq.go)
+	e   *Executor
+	job *schemas.ToolJob
+	c   *call
+	// escalated is set once the call became a task while it ran.
+	escalated atomic.Bool
+	wg        sync.WaitGroup
+	mrtr      callInputs // a stateless call's answers from its client (clientreq.go)
 }
 
 func (n *notifier) Progress(ctx context.Context, progress, total float64, message string) error {
@@ -349,7 +353,7 @@ func wantsLog(min, level string) bool {
 }
 
 func (n *notifier) send(ctx context.Context, method string, params any) error {
-	if n.job.ReplyGateway == "" || n.job.Task {
+	if n.job.ReplyGateway == "" || n.isTask() {
 		// Tasks carry no notifications (tasks extension): their request
 		// was answered with the task handle.
 		return nil

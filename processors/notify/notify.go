@@ -130,3 +130,15 @@ func (p *Publisher) PromptsChanged(ctx context.Context) error {
 func (p *Publisher) ResourceChanged(ctx context.Context, uri string) error {
 	return p.Publish(ctx, ResourceUpdated, map[string]string{"uri": uri})
 }
+
+// CheckSubscription is the internal notification a gateway sends, keyed by
+// session, for each 2025-11-25 GET stream it holds when a resource changed
+// (params {"uri": ...}): the sessions processor answers on the stream only
+// if the session subscribed to the URI. Clients cannot use it to learn
+// anything: the answer goes to the sender's own stream and session.
+const CheckSubscription = "mcpstream/resources/checkSubscription"
+
+// StreamOpened is the internal notification a gateway sends when a client
+// opens a 2025-11-25 GET stream: the processor accepts it (202) for a live
+// session of the same principal and 404s otherwise.
+const StreamOpened = "mcpstream/stream/opened"

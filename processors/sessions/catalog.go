@@ -236,8 +236,8 @@ func toolsList(env Env, ev *schemas.RequestEvent, stateless bool) (int, []byte) 
 
 // serveCatalog answers the catalog methods. ok is false for a method the
 // catalog does not serve (unknown, or a capability not configured): the
-// caller answers method-not-found. resources/subscribe and unsubscribe exist
-// only on the stateful revision.
+// caller answers method-not-found. resources/subscribe and unsubscribe are
+// session state (subscriptions.go); 2026-07-28 removed them.
 func serveCatalog(env Env, ev *schemas.RequestEvent, stateless bool) (status int, body []byte, ok bool) {
 	c := env.Catalog
 	if c == nil {
@@ -274,18 +274,6 @@ func serveCatalog(env Env, ev *schemas.RequestEvent, stateless bool) (status int
 			return 0, nil, false
 		}
 		r, e = readResource(env, c, ev.Params, stateless)
-	case "resources/subscribe", "resources/unsubscribe":
-		if stateless || !c.ServesResources() {
-			return 0, nil, false
-		}
-		// Accepted but not recorded: the session table has no place for
-		// subscriptions yet, and notifications/resources/updated is not
-		// delivered, which is why the subscribe capability is not
-		// advertised. Answering {} keeps clients that subscribe anyway
-		// working.
-		if _, e = uriParam(ev.Params); e == nil {
-			r = map[string]any{}
-		}
 	case "prompts/list":
 		if !c.ServesPrompts() {
 			return 0, nil, false

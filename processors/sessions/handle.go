@@ -11,6 +11,7 @@ import (
 	"github.com/mcpstream/mcpstream/jsonrpc"
 	"github.com/mcpstream/mcpstream/processors"
 	"github.com/mcpstream/mcpstream/processors/mrtr"
+	"github.com/mcpstream/mcpstream/processors/notify"
 	"github.com/mcpstream/mcpstream/schemas"
 	"github.com/mcpstream/mcpstream/streams"
 	"github.com/mcpstream/mcpstream/tools"
@@ -28,6 +29,8 @@ type Outcome struct {
 	// Cancel is a control for the toolcalls group: a cancellation of a
 	// running call, or a task query.
 	Control *schemas.ToolControl
+	// Delete removes the session from the table (idle expiry, expiry.go).
+	Delete bool
 }
 
 // Env is what Handle needs besides the event and the state.
@@ -39,6 +42,9 @@ type Env struct {
 	Known func(name string) bool
 	// TaskSupport reports a tool's execution.taskSupport; nil: forbidden.
 	TaskSupport func(name string) string
+	// Escalates reports a tool that makes its calls tasks itself
+	// (tools.MetaEscalates); nil: none does.
+	Escalates func(name string) bool
 	// Catalog serves resources, prompts and completion (catalog.go). Nil:
 	// those methods are unknown (-32601) and not advertised.
 	Catalog Catalog
@@ -51,6 +57,12 @@ type Env struct {
 	States *mrtr.Signer
 	// Ctx bounds catalog calls (the message's context). Nil: Background.
 	Ctx context.Context
+	// IdleTimeout ends sessions unused for longer (expiry.go). Zero: never.
+	IdleTimeout time.Duration
+	// Notifications: gateways deliver list changes and resource updates
+	// (processors/notify), so the capabilities promising them are
+	// advertised (subscriptions.go).
+	Notifications bool
 }
 
 // Handle decides what a request event does to a session. offset is the
@@ -124,6 +136,14 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 	if st == nil || st.State == schemas.SessionClosed || st.Principal != ev.Principal {
 		return fail(404, jsonrpc.Errorf(jsonrpc.CodeSessionNotFound, "session not found"))
 	}
+	if expired(env, st, now) {
+		o := fail(404, jsonrpc.Errorf(jsonrpc.CodeSessionNotFound, "session not found"))
+		o.Delete = true
+		return o
+	}
+	if ev.Kind == schemas.KindNotification && ev.Method == notify.CheckSubscription {
+		return resourceCheck(st, ev, now)
+	}
 	if ev.ProtocolVersion != "" && ev.ProtocolVersion != st.ProtocolVersion {
 		return fail(400, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest,
 			"MCP-Protocol-Version %q does not match the session's negotiated version %q", ev.ProtocolVersion, st.ProtocolVersion))
@@ -139,7 +159,7 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 	// for each would add a Kafka record to every call; the activity time is
 	// only needed to within ActivityResolution (idle expiry).
 	keep := func(o Outcome, mutated bool) Outcome {
-		if !mutated && o.State != nil && now.Sub(st.LastActivity) < ActivityResolution {
+		if !mutated && o.State != nil && now.Sub(st.LastActivity) < env.activityResolution() {
 			o.State = nil
 		}
 		return o
@@ -170,6 +190,10 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 	mutated := false
 
 	out := Outcome{State: next}
+	if body, changed, ok := subscription(env, st, next, ev); ok {
+		out.Reply = reply(200, body)
+		return keep(out, changed)
+	}
 	switch ev.Method {
 	case "ping":
 		out.Reply = reply(200, []byte(`{"result":{}}`))
@@ -274,6 +298,8 @@ func handleStateless(env Env, ev *schemas.RequestEvent, now time.Time) Outcome {
 		}
 		switch {
 		case support == tools.TaskForbidden:
+		case declaresTasks(p.Meta.Caps) && env.Escalates != nil && env.Escalates(job.Tool):
+			// The tool turns its call into a task itself when ready.
 		case declaresTasks(p.Meta.Caps):
 			// The server decides (tasks extension): every call of a
 			// task-supporting tool from a client that can poll becomes a
@@ -337,8 +363,9 @@ func toolJob(env Env, ev *schemas.RequestEvent, now time.Time) (*schemas.ToolJob
 const MaxClientDescriptionBytes = 256 << 10
 
 // capabilities are what the platform serves today. listChanged and
-// resources.subscribe are not advertised until those notifications travel
-// through the log: a client told to expect them would wait forever.
+// resources.subscribe are advertised only when the deployment delivers those
+// notifications (Env.Notifications): a client told to expect them would
+// otherwise wait forever.
 func capabilities(env Env) map[string]any {
 	caps := map[string]any{"tools": map[string]any{}, "logging": map[string]any{}}
 	// 2025-11-25 tasks: tools/call may be task-augmented, tasks cancelled.
@@ -356,6 +383,7 @@ func capabilities(env Env) map[string]any {
 			caps["completions"] = map[string]any{}
 		}
 	}
+	notificationCapabilities(env, caps)
 	return caps
 }
 
@@ -464,7 +492,7 @@ func sessionTask(env Env, ev *schemas.RequestEvent, job *schemas.ToolJob) *jsonr
 }
 
 // TasksExtension is the tasks extension's identifier (SEP-2663).
-const TasksExtension = "io.modelcontextprotocol/tasks"
+const TasksExtension = tools.TasksExtension
 
 // DefaultTaskTTLMs is the ttlMs announced for tasks: how long a finished
 // task stays retrievable at least. Tasks live in the toolcalls table, which

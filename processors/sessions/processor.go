@@ -43,6 +43,14 @@ type Config struct {
 	// requestState of input_required results is signed with a key derived
 	// from it (executors need the same key).
 	CursorKey []byte
+	// IdleTimeout ends sessions unused for longer: later requests get 404,
+	// as after DELETE, and the table entry is deleted (expiry.go). Zero:
+	// sessions never expire.
+	IdleTimeout time.Duration
+	// Notifications advertises listChanged and resources.subscribe: set it
+	// when gateways and the tools that change lists publish through
+	// processors/notify.
+	Notifications bool
 	// Options are extra goka options (tests pass goka.WithTester).
 	Options []goka.ProcessorOption
 	Logger  *slog.Logger
@@ -87,6 +95,7 @@ func New(reg *schemas.Registry, tr *tools.Registry, cfg Config) (*Processor, err
 		goka.Output(goka.Stream(t.ToolCalls()), p.codecs.Job),
 		goka.Output(goka.Stream(t.Replies()), p.codecs.Reply),
 		goka.Output(goka.Stream(t.ToolControls()), p.codecs.Control),
+		goka.Visitor(expireVisitor, p.expire),
 	)
 	if err := p.graph.Validate(); err != nil {
 		return nil, fmt.Errorf("sessions group graph: %w", err)
@@ -111,7 +120,11 @@ func (p *Processor) env(ctx context.Context) Env {
 			return tools.TaskForbidden
 		}
 		return t.TaskSupport()
-	}, Catalog: p.cfg.Catalog, PageSize: p.cfg.PageSize, Cursors: p.cursor, States: p.states, Ctx: ctx}
+	}, Escalates: func(name string) bool {
+		_, t, ok := p.tools.Lookup(name)
+		return ok && t.Escalates()
+	}, Catalog: p.cfg.Catalog, PageSize: p.cfg.PageSize, Cursors: p.cursor, States: p.states, Ctx: ctx,
+		IdleTimeout: p.cfg.IdleTimeout, Notifications: p.cfg.Notifications}
 }
 
 func (p *Processor) process(ctx goka.Context, msg any) {
@@ -127,7 +140,10 @@ func (p *Processor) process(ctx goka.Context, msg any) {
 		}
 	}
 	out := Handle(p.env(ctx.Context()), st, ev, ctx.Offset(), time.Now())
-	if out.State != nil {
+	switch {
+	case out.Delete:
+		ctx.Delete()
+	case out.State != nil:
 		ctx.SetValue(out.State)
 	}
 	t := p.cfg.Streams.Topics
@@ -153,6 +169,11 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("creating sessions processor: %w", err)
 	}
 	p.proc.Store(proc)
+	if p.cfg.IdleTimeout > 0 {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go p.sweep(sctx, proc)
+	}
 	if err := proc.Run(ctx); err != nil {
 		return fmt.Errorf("running sessions processor: %w", err)
 	}

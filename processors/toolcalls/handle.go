@@ -149,6 +149,10 @@ func OnControl(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time)
 		return onRelease(st, c, now)
 	case schemas.ControlQuery:
 		return onQuery(st, c, now)
+	case schemas.ControlInput:
+		return onInput(st, c)
+	case schemas.ControlEscalate:
+		return onEscalate(st, c, now)
 	}
 	return Outcome{}
 }
@@ -235,6 +239,7 @@ func completeWith(st *schemas.ToolCallState, res *schemas.ToolResult, now time.T
 	next.Response = body
 	next.CompletedAt = now
 	next.Job = nil // only needed to run the call again
+	next.InputRequests = nil
 	next.ClaimExecutor, next.ClaimIncarnation = "", ""
 	out := Outcome{State: &next, Completed: res}
 	for _, w := range st.Waiters {

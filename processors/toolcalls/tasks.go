@@ -24,6 +24,9 @@ const (
 // the single record of the task, so status never disagrees with it.
 func TaskStatus(st *schemas.ToolCallState) string {
 	if st.Status != schemas.CallCompleted {
+		if len(st.InputRequests) > 2 { // more than "{}"
+			return TaskInputRequired
+		}
 		return TaskWorking
 	}
 	code, isErr := jsonrpc.IsError(st.Response)
@@ -79,6 +82,8 @@ func taskFields(st *schemas.ToolCallState, detailed bool) map[string]any {
 	}
 	_ = json.Unmarshal(st.Response, &body)
 	switch status {
+	case TaskInputRequired:
+		t["inputRequests"] = json.RawMessage(st.InputRequests)
 	case TaskCompleted:
 		t["result"] = body.Result
 	case TaskFailed:
@@ -165,9 +170,9 @@ func onQuery(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time) O
 		out.Replies = append(out.Replies, answer(ack()))
 		return out
 	case "tasks/update":
-		// No input is outstanding unless the tool asked for some; the spec
-		// has servers ignore responses to keys not outstanding.
-		return Outcome{Replies: []*schemas.ReplyEvent{answer(ack())}}
+		out := onUpdate(st, c.Payload, now)
+		out.Replies = append(out.Replies, answer(ack()))
+		return out
 	}
 	return Outcome{Replies: []*schemas.ReplyEvent{answer(jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "method not found: %s", c.Method)))}}
 }
@@ -213,4 +218,79 @@ func onSessionQuery(st *schemas.ToolCallState, c *schemas.ToolControl, now time.
 		return out
 	}
 	return Outcome{Replies: []*schemas.ReplyEvent{answer(jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeMethodNotFound, "method not found: %s", c.Method)))}}
+}
+
+// DefaultTaskTTLMs is the ttlMs of a call escalated into a task.
+const DefaultTaskTTLMs = 60 * 60 * 1000
+
+// onInput records what the holder of a task asks its client: tasks/get
+// shows it (status input_required) until tasks/update answers it.
+func onInput(st *schemas.ToolCallState, c *schemas.ToolControl) Outcome {
+	if st == nil || st.Status == schemas.CallCompleted || !st.Task ||
+		st.ClaimExecutor != c.Executor || st.ClaimIncarnation != c.Incarnation {
+		return Outcome{}
+	}
+	var have, add map[string]json.RawMessage
+	_ = json.Unmarshal(st.InputRequests, &have)
+	if json.Unmarshal(c.Payload, &add) != nil {
+		return Outcome{}
+	}
+	if have == nil {
+		have = map[string]json.RawMessage{}
+	}
+	for k, v := range add {
+		have[k] = v
+	}
+	next := *st
+	next.InputRequests, _ = json.Marshal(have)
+	return Outcome{State: &next}
+}
+
+// onUpdate hands the answers to outstanding input requests to the holder.
+// Answers to keys not outstanding (never asked, already answered) are
+// ignored, as the tasks extension asks; a partial answer leaves the rest
+// outstanding.
+func onUpdate(st *schemas.ToolCallState, responses []byte, now time.Time) Outcome {
+	var have, got map[string]json.RawMessage
+	if st.Status == schemas.CallCompleted || json.Unmarshal(st.InputRequests, &have) != nil || json.Unmarshal(responses, &got) != nil {
+		return Outcome{}
+	}
+	answered := map[string]json.RawMessage{}
+	for k, v := range got {
+		if _, ok := have[k]; ok {
+			answered[k] = v
+			delete(have, k)
+		}
+	}
+	if len(answered) == 0 || st.ClaimExecutor == "" {
+		return Outcome{}
+	}
+	msg, _ := json.Marshal(answered)
+	next := *st
+	next.InputRequests = nil
+	if len(have) > 0 {
+		next.InputRequests, _ = json.Marshal(have)
+	}
+	return Outcome{State: &next, Commands: []*schemas.ExecutorCommand{{Executor: st.ClaimExecutor, Incarnation: st.ClaimIncarnation,
+		EventID: st.EventID, Kind: schemas.CommandTaskInput, Attempt: st.Attempts, Message: msg, ProducedAt: now}}}
+}
+
+// onEscalate turns a running call into a task: a tool that found it will
+// take long (or that gathered its input and now works alone) lets its
+// caller go with the task handle. Only the holder may, and only for a
+// caller that can poll (the executor checked its capabilities).
+func onEscalate(st *schemas.ToolCallState, c *schemas.ToolControl, now time.Time) Outcome {
+	if st == nil || st.Status == schemas.CallCompleted || st.Task ||
+		st.ClaimExecutor != c.Executor || st.ClaimIncarnation != c.Incarnation {
+		return Outcome{}
+	}
+	next := *st
+	next.Task = true
+	next.TaskTTLMs = DefaultTaskTTLMs
+	next.Waiters = nil
+	out := Outcome{State: &next}
+	for _, w := range st.Waiters {
+		out.Replies = append(out.Replies, taskReply(w, &next, now))
+	}
+	return out
 }

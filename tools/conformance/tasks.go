@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,6 +16,9 @@ const (
 	ToolSlowCompute      = "slow_compute"
 	ToolFailingJob       = "failing_job"
 	ToolProtocolErrorJob = "protocol_error_job"
+	ToolConfirmDelete    = "confirm_delete"
+	ToolMultiInput       = "multi_input"
+	ToolWithTask         = "test_tool_with_task"
 )
 
 // maxSlowComputeSeconds bounds slow_compute so a bad argument cannot hold an
@@ -25,17 +29,24 @@ type taskDefinition struct {
 	definition
 	schema      string
 	taskSupport string
+	escalates   bool
 }
 
 var taskDefinitions = []taskDefinition{
 	{definition{ToolGreet, "Greet", "Returns Hello, {name}! at once (never a task).", runGreet},
-		`{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}`, ""},
+		`{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}`, "", false},
 	{definition{ToolSlowCompute, "Slow compute", "Sleeps `seconds` seconds, then returns; a task for clients that support them.", runSlowCompute},
-		`{"type":"object","properties":{"seconds":{"type":"number","minimum":0},"label":{"type":"string"}}}`, tools.TaskOptional},
+		`{"type":"object","properties":{"seconds":{"type":"number","minimum":0},"label":{"type":"string"}}}`, tools.TaskOptional, false},
 	{definition{ToolFailingJob, "Failing job", "Fails with a tool error after about a second; only runs as a task.", runFailingJob},
-		emptyObjectSchema, tools.TaskRequired},
+		emptyObjectSchema, tools.TaskRequired, false},
 	{definition{ToolProtocolErrorJob, "Protocol error job", "Fails with a JSON-RPC internal error (the task ends failed).", runProtocolErrorJob},
-		emptyObjectSchema, tools.TaskOptional},
+		emptyObjectSchema, tools.TaskOptional, false},
+	{definition{ToolConfirmDelete, "Confirm delete", "Asks the client to confirm (elicitation) before pretending to delete `filename`; as a task it waits in input_required.", runConfirmDelete},
+		`{"type":"object","properties":{"filename":{"type":"string"}}}`, tools.TaskOptional, false},
+	{definition{ToolMultiInput, "Multiple inputs", "Asks the client two questions at once, then answers with both.", runMultiInput},
+		emptyObjectSchema, tools.TaskOptional, false},
+	{definition{ToolWithTask, "Input, then a task", "Gathers user_name synchronously (input_required), then becomes a task and greets.", runWithTask},
+		emptyObjectSchema, tools.TaskRequired, true},
 }
 
 func (p *Provider) addTaskTools() {
@@ -44,6 +55,9 @@ func (p *Provider) addTaskTools() {
 		t := tools.Tool{Name: d.name, Title: d.title, Description: d.description, InputSchema: json.RawMessage(d.schema)}
 		if d.taskSupport != "" {
 			t.Execution = json.RawMessage(fmt.Sprintf(`{"taskSupport":%q}`, d.taskSupport))
+		}
+		if d.escalates {
+			t.Meta = json.RawMessage(fmt.Sprintf(`{%q:true}`, tools.MetaEscalates))
 		}
 		p.tools = append(p.tools, t)
 	}
@@ -95,4 +109,71 @@ func orEmptyObject(b json.RawMessage) json.RawMessage {
 		return json.RawMessage(`{}`)
 	}
 	return b
+}
+
+func taskElicit(key, message string, props map[string]any) tools.InputRequest {
+	return tools.InputRequest{Key: key, Method: "elicitation/create", Params: map[string]any{
+		"mode": "form", "message": message,
+		"requestedSchema": map[string]any{"type": "object", "properties": props},
+	}}
+}
+
+func accepted(raw json.RawMessage) (map[string]any, bool) {
+	var r struct {
+		Action  string         `json:"action"`
+		Content map[string]any `json:"content"`
+	}
+	if json.Unmarshal(raw, &r) != nil || r.Action != "accept" {
+		return nil, false
+	}
+	return r.Content, true
+}
+
+func runConfirmDelete(ctx context.Context, _ *Provider, call tools.Call, n tools.Notifier) (*tools.Result, error) {
+	var a struct {
+		Filename string `json:"filename"`
+	}
+	_ = json.Unmarshal(orEmptyObject(call.Arguments), &a)
+	out, err := tools.Ask(ctx, n, taskElicit("confirm_delete", "Delete "+a.Filename+"?",
+		map[string]any{"confirm": map[string]any{"type": "boolean"}}))
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := accepted(out[0]); ok && c["confirm"] == true {
+		return result(text("deleted " + a.Filename)), nil
+	}
+	return result(text("kept " + a.Filename)), nil
+}
+
+func runMultiInput(ctx context.Context, _ *Provider, _ tools.Call, n tools.Notifier) (*tools.Result, error) {
+	out, err := tools.Ask(ctx, n,
+		taskElicit("name", "Your name?", map[string]any{"name": map[string]any{"type": "string"}}),
+		taskElicit("confirm", "Proceed?", map[string]any{"confirm": map[string]any{"type": "boolean"}}))
+	if err != nil {
+		return nil, err
+	}
+	first, _ := accepted(out[0])
+	second, _ := accepted(out[1])
+	return result(text(fmt.Sprintf("received %v and %v", first, second))), nil
+}
+
+func runWithTask(ctx context.Context, _ *Provider, _ tools.Call, n tools.Notifier) (*tools.Result, error) {
+	out, err := tools.Ask(ctx, n, taskElicit("user_name", "What is your name?",
+		map[string]any{"name": map[string]any{"type": "string"}}))
+	if err != nil {
+		return nil, err // input_required until the client answers
+	}
+	c, _ := accepted(out[0])
+	name, _ := c["name"].(string) // the suite answers {"name": ...}
+	if name == "" {
+		name, _ = c["user_name"].(string)
+	}
+	// The input is in; the rest is slow work the caller need not wait for.
+	if err := tools.Escalate(ctx, n); err != nil && !errors.Is(err, tools.ErrCannotEscalate) {
+		return nil, err
+	}
+	if err := sleep(ctx, 500*time.Millisecond); err != nil {
+		return nil, err
+	}
+	return result(text("Hello, " + name + "! (finished as a task)")), nil
 }
