@@ -164,6 +164,11 @@ func waitRows(ctx context.Context, dsn, query string, want int64, d time.Duratio
 // executions sums mcpstream_executor_jobs_total of tool over the given
 // processors' /metrics (each process counts its own since it started).
 func executions(ctx context.Context, ns ...*node) (int64, error) {
+	return executionsOf(ctx, tool, ns...)
+}
+
+// executionsOf is executions for any tool name.
+func executionsOf(ctx context.Context, tool string, ns ...*node) (int64, error) {
 	var sum int64
 	for _, n := range ns {
 		u, err := n.url(ctx)

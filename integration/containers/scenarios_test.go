@@ -4,11 +4,15 @@ package containers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // Scenario 1: MCP clients spread over both gateways; every call answered
@@ -249,8 +253,8 @@ func TestReplayRecovery(t *testing.T) {
 // no call runs twice (neither processor restarts, so their execution
 // counters are exact) and the consumer lag returns to zero.
 func TestNetworkPartition(t *testing.T) {
-	const sessions = 10
-	top := StartTopology(t, TopologyConfig{})
+	const sessions, slowSessions = 10, 6
+	top := StartTopology(t, TopologyConfig{SlowTool: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	ss := openSessions(t, ctx, top.GatewayURLs(ctx), sessions, stateful)
@@ -259,11 +263,21 @@ func TestNetworkPartition(t *testing.T) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() { defer close(done); loadUntil(ctx, ss, stop, 120*time.Second, &tl) }()
+	// Beside the instant calls, sessions whose calls run 3 s each: with them
+	// some calls are always in flight on p1's executor when it is cut off,
+	// so a double execution does not depend on the cut landing in the
+	// instant tool's microsecond window (the runs without slow calls caught
+	// 11, 0 and 1 double executions).
+	slowSS := openSessions(t, ctx, top.GatewayURLs(ctx), slowSessions, stateful)
+	var sl slowLoad
+	slowDone := make(chan struct{})
+	go func() { defer close(slowDone); sl.run(ctx, slowSS, stop) }()
 	time.Sleep(3 * time.Second)
 	atCut := tl.answered.Load()
 	if err := top.Disconnect(ctx, p1); err != nil {
 		t.Fatal(err)
 	}
+	cutAt := time.Now()
 	time.Sleep(30 * time.Second)
 	duringCut := tl.answered.Load() - atCut
 	if err := top.Connect(ctx, p1); err != nil {
@@ -281,12 +295,22 @@ func TestNetworkPartition(t *testing.T) {
 	time.Sleep(10 * time.Second)
 	close(stop)
 	<-done
+	<-slowDone
 	n := tl.calls.Load()
+	slowStarted, _, slowErr := slowExecutions(ctx, top)
+	sr := sl.report(slowStarted, cutAt)
 	e1, err1 := executions(ctx, p1)
 	e2, err2 := executions(ctx, p2)
 	lag, lagAfter, lagOut := waitLagZero(t, ctx, top, 60*time.Second)
 	t.Logf("partition: %s; %d answered during the 30 s cut; p1 /readyz %v after reconnecting; executions p1 %d (%v) + p2 %d (%v) = %d; lag total %d, zero %v after the load",
 		&tl, duringCut, readyAfter.Round(time.Millisecond), e1, err1, e2, err2, e1+e2, lag, lagAfter.Round(time.Millisecond))
+	t.Logf("partition, slow calls (%s, 3 s each): %s", SlowToolName, sr)
+	if slowErr != nil || sr.twice != 0 {
+		t.Errorf("slow calls executed twice (the tool's own count): %d (%v)", sr.twice, slowErr)
+	}
+	if sr.other != 0 || sr.never != 0 {
+		t.Errorf("slow calls: want each answered with its own result (run by the tool) or interrupted; %d were not (first: %v), %d results without an execution", sr.other, sr.first, sr.never)
+	}
 	if tl.answered.Load() != n || tl.wrong.Load() != 0 || tl.errors.Load() != 0 {
 		t.Errorf("want every call answered correctly, got %s (first error: %v)", &tl, tl.firstErr)
 	}
@@ -299,29 +323,125 @@ func TestNetworkPartition(t *testing.T) {
 	if lag != 0 {
 		t.Errorf("consumer lag %d, want 0:\n%s", lag, lagOut)
 	}
-	if _, _, err := waitRows(ctx, top.HostPGDSN, "SELECT count(*) FROM tool_calls WHERE outcome = 'ok'", n, 60*time.Second); err != nil {
+	if _, _, err := waitRows(ctx, top.HostPGDSN, "SELECT count(*) FROM tool_calls WHERE outcome = 'ok' AND tool = '"+tool+"'", n, 60*time.Second); err != nil {
 		t.Error(err)
 	}
 }
 
-// waitLagZero runs `mcpstream lag` in a container until every group's
-// total is zero (bounded); it returns the last total.
+// slowLoad keeps sessions calling the slow tool, one call at a time each,
+// and remembers every call.
+type slowLoad struct {
+	mu    sync.Mutex
+	calls []*slowCall
+}
+
+func (l *slowLoad) run(ctx context.Context, ss []*mcp.ClientSession, stop <-chan struct{}) {
+	var wg sync.WaitGroup
+	for i, cs := range ss {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; ctx.Err() == nil; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := &slowCall{id: fmt.Sprintf("part-s%d-c%d", i, k), session: i}
+				cctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+				start := time.Now()
+				res, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: SlowToolName, Arguments: map[string]any{"id": c.id, "steps": 6, "step_ms": 500}})
+				cancel()
+				c.took, c.ended = time.Since(start), time.Now()
+				switch {
+				case err != nil:
+					c.err = err
+				case res.IsError || len(res.Content) != 1:
+					b, _ := json.Marshal(res)
+					c.err = fmt.Errorf("unexpected result %s", b)
+				default:
+					if tc, ok := res.Content[0].(*mcp.TextContent); ok {
+						c.text = tc.Text
+					}
+				}
+				l.mu.Lock()
+				l.calls = append(l.calls, c)
+				l.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// slowReport is what the slow calls came to.
+type slowReport struct {
+	calls, ok, interrupted, other, inFlightAtCut, twice, never int
+	first                                                      error
+}
+
+func (r slowReport) String() string {
+	return fmt.Sprintf("calls %d (%d in flight at the cut), answered with their result %d, interrupted %d, other errors %d; executed twice %d, never %d",
+		r.calls, r.inFlightAtCut, r.ok, r.interrupted, r.other, r.twice, r.never)
+}
+
+func (l *slowLoad) report(started map[string]int, cutAt time.Time) slowReport {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var r slowReport
+	for _, c := range l.calls {
+		r.calls++
+		if c.ended.Add(-c.took).Before(cutAt) && c.ended.After(cutAt) {
+			r.inFlightAtCut++
+		}
+		switch {
+		case c.err == nil && c.text == "done "+c.id:
+			r.ok++
+		case c.err != nil && strings.Contains(c.err.Error(), "tool call interrupted"):
+			r.interrupted++
+		default:
+			r.other++
+			if r.first == nil {
+				r.first = fmt.Errorf("%s: %q %v", c.id, c.text, c.err)
+			}
+		}
+		switch n := started[c.id]; {
+		case n > 1:
+			r.twice += n - 1
+		case n == 0 && c.err == nil:
+			r.never++ // answered with a result, yet the tool never ran it
+		}
+	}
+	return r
+}
+
+// advisoryProjectorGroup is the projector's Kafka consumer group. Its
+// offsets there are advisory: the projector commits them at most once a
+// second and only when a batch arrives, so after the last batch they can
+// stay behind for good while the projector is fully caught up. Its real
+// position is the one it commits in PostgreSQL with its rows, which
+// `mcpstream lag --pg-dsn` reports as the "projector:<name>" groups.
+const advisoryProjectorGroup = "mcpstream-projector"
+
+// waitLagZero runs `mcpstream lag --pg-dsn` in a container until every
+// group's total is zero (bounded), the projector counted by its PostgreSQL
+// offsets; it returns the last total.
 func waitLagZero(t *testing.T, ctx context.Context, top *Topology, d time.Duration) (int64, time.Duration, string) {
 	t.Helper()
 	start := time.Now()
 	var total int64 = -1
 	var out string
 	for i := 0; time.Since(start) < d; i++ {
-		code, o, err := top.RunOnce(ctx, fmt.Sprintf("lag-%d", i), "lag", "--brokers", "broker:9092", "--instance-id", "lag")
+		code, o, err := top.RunOnce(ctx, fmt.Sprintf("lag-%d", i), "lag", "--brokers", "broker:9092", "--instance-id", "lag", "--pg-dsn", top.PGDSN)
 		out = o
 		if err != nil || code != 0 {
 			t.Logf("mcpstream lag: exit %d, %v\n%s", code, err, lastBytes(o, 2<<10))
 		} else {
 			total = 0
-			seen := false
+			seen, projector := false, false
 			for _, line := range strings.Split(o, "\n") {
 				f := strings.Fields(line)
-				if len(f) == 3 && f[1] == "total" {
+				if len(f) == 3 && f[1] == "total" && f[0] != advisoryProjectorGroup {
+					projector = projector || strings.HasPrefix(f[0], "projector:")
 					v, err := strconv.ParseInt(f[2], 10, 64)
 					if err != nil {
 						t.Fatalf("lag line %q: %v", line, err)
@@ -329,6 +449,9 @@ func waitLagZero(t *testing.T, ctx context.Context, top *Topology, d time.Durati
 					total += v
 					seen = true
 				}
+			}
+			if !projector {
+				t.Fatalf("mcpstream lag --pg-dsn printed no projector:<name> group:\n%s", lastBytes(o, 4<<10))
 			}
 			if seen && total == 0 {
 				return 0, time.Since(start), out

@@ -32,6 +32,7 @@ type Images struct {
 	Broker    string // BROKER_IMAGE: the mcpstream image runs `mcpstream broker`; anything else is taken for apache/kafka
 	Postgres  string // POSTGRES_IMAGE
 	Redis     string // REDIS_IMAGE
+	SlowTool  string // SLOWTOOL_IMAGE: the suite's upstream MCP server (slowtool/), always built locally
 }
 
 func imagesFromEnv() Images {
@@ -42,7 +43,8 @@ func imagesFromEnv() Images {
 		return def
 	}
 	im := Images{MCPStream: get("MCPSTREAM_IMAGE", "local/mcpstream:dev"),
-		Postgres: get("POSTGRES_IMAGE", "local/postgres:15"), Redis: get("REDIS_IMAGE", "local/redis:7")}
+		Postgres: get("POSTGRES_IMAGE", "local/postgres:15"), Redis: get("REDIS_IMAGE", "local/redis:7"),
+		SlowTool: get("SLOWTOOL_IMAGE", "local/mcpstream-slowtool:dev")}
 	im.Broker = get("BROKER_IMAGE", im.MCPStream)
 	return im
 }
@@ -51,7 +53,8 @@ const setupHelp = `the container suite needs a running Docker engine and its ima
   apt-get install -y docker.io && (dockerd >/var/log/dockerd.log 2>&1 &)
   ops/images/build.sh
   TESTCONTAINERS_RYUK_DISABLED=true go test -tags containers ./integration/containers/
-(see integration/containers/README.md; official images: MCPSTREAM_IMAGE, BROKER_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE)`
+(see integration/containers/README.md; official images: MCPSTREAM_IMAGE, BROKER_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE;
+SLOWTOOL_IMAGE is the suite's own fixture, built by ops/images/build.sh)`
 
 // requireDocker fails (never skips) the test when no engine answers or an
 // image is missing: a skipped suite would count as green in CI.
@@ -75,7 +78,7 @@ func requireDocker(t *testing.T, im Images) *testcontainers.DockerClient {
 	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") != "true" {
 		t.Logf("TESTCONTAINERS_RYUK_DISABLED is not true: the reaper image must then be pullable")
 	}
-	for _, img := range []string{im.MCPStream, im.Broker, im.Postgres, im.Redis} {
+	for _, img := range []string{im.MCPStream, im.Broker, im.Postgres, im.Redis, im.SlowTool} {
 		if _, err := cli.ImageInspect(ctx, img); err != nil {
 			t.Logf("image %s is not present locally (%v); testcontainers will try to pull it", img, err)
 		}
@@ -112,8 +115,10 @@ type Topology struct {
 	Gateways   []*node
 	Processors []*node
 	Projector  *node
+	SlowTool   *node  // the upstream MCP server, when TopologyConfig.SlowTool
 	PGDSN      string // as seen from inside the network
 	HostPGDSN  string // as seen from the host
+	upstreams  string // the processors' --upstreams file, "" for none
 	t          *testing.T
 	mu         sync.Mutex
 	all        []*node
@@ -123,7 +128,22 @@ type Topology struct {
 type TopologyConfig struct {
 	Gateways, Processors int // zero means 2
 	NoProjector          bool
+	// SlowTool starts the suite's upstream MCP server (slowtool/) as
+	// "slowtool" and gives every processor an --upstreams file naming it
+	// "slow": its tool is then slow.progress.
+	SlowTool bool
 }
+
+// SlowToolName is the slow tool as the platform serves it.
+const SlowToolName = "slow.progress"
+
+// slowUpstreams is the processors' upstreams file with the slow tool: one
+// pooled upstream session per call in flight (it keeps no per-session
+// state), enough of them for every client of a scenario at once.
+const slowUpstreams = `{"upstreams": [{"name": "slow", "http": {"url": "http://slowtool:8080/mcp"}, "stateless": true,
+  "timeouts": {"connect": "10s", "call": "2m", "acquire": "30s"}, "pool": {"size": 128}}]}`
+
+const upstreamsPath = "/mcpstream-upstreams.json"
 
 // loopbackPorts publishes every exposed port on 127.0.0.1 only (the host
 // reaches the containers through loopback, nothing else can), on a host
@@ -185,8 +205,20 @@ func StartTopology(t *testing.T, cfg TopologyConfig) *Topology {
 
 	// Infrastructure first, in parallel.
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 5)
 	wg.Add(3)
+	if cfg.SlowTool {
+		top.upstreams = slowUpstreams
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := top.run(ctx, "slowtool", testcontainers.ContainerRequest{Image: im.SlowTool,
+				ExposedPorts: []string{"8080/tcp"},
+				WaitingFor:   wait.ForHTTP("/healthz").WithPort("8080/tcp").WithStartupTimeout(time.Minute)}, "8080/tcp")
+			top.SlowTool = n
+			errs <- err
+		}()
+	}
 	go func() { defer wg.Done(); top.Broker, err = top.startBroker(ctx); errs <- err }()
 	go func() {
 		defer wg.Done()
@@ -338,8 +370,16 @@ func (top *Topology) startBroker(ctx context.Context) (*node, error) {
 
 // StartProcessor starts processor name (goka processors and an executor).
 func (top *Topology) StartProcessor(ctx context.Context, name string) (*node, error) {
-	return top.startRole(ctx, name, "9090/tcp", "processor", "--brokers", "broker:9092", "--instance-id", name,
-		"--ops-listen", "0.0.0.0:9090", "--redis-addr", "redis:6379")
+	args := []string{"processor", "--brokers", "broker:9092", "--instance-id", name,
+		"--ops-listen", "0.0.0.0:9090", "--redis-addr", "redis:6379"}
+	var files []testcontainers.ContainerFile
+	if top.upstreams != "" {
+		args = append(args, "--upstreams", upstreamsPath)
+		files = append(files, testcontainers.ContainerFile{Reader: strings.NewReader(top.upstreams), ContainerFilePath: upstreamsPath, FileMode: 0o644})
+	}
+	return top.run(ctx, name, testcontainers.ContainerRequest{Image: top.Images.MCPStream, Cmd: args, Files: files,
+		ExposedPorts: []string{"9090/tcp"},
+		WaitingFor:   wait.ForHTTP("/readyz").WithPort("9090/tcp").WithStartupTimeout(2 * time.Minute).WithPollInterval(200 * time.Millisecond)}, "9090/tcp")
 }
 
 // StartProjector starts the PostgreSQL projector (it has no /readyz: the
