@@ -82,8 +82,14 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			outcome = g.serveResume(w, r, last)
 			return
 		}
-		// No standalone stream yet: 2025-11-25 allows 405 for it, and
-		// 2026-07-28 removed it.
+		if r.Header.Get(hProtocolVersion) != processors.Version20260728 && r.Header.Get(hSessionID) != "" {
+			// The session's standalone stream (listen.go).
+			method = "GET"
+			outcome = g.serveStream(w, r)
+			return
+		}
+		// 2026-07-28 removed the standalone stream (subscriptions/listen
+		// replaces it); without a session there is nothing to stream.
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		writeError(w, http.StatusMethodNotAllowed, nil, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "no standalone SSE stream; GET only resumes a stream (Last-Event-ID)"))
 	default:
@@ -188,6 +194,14 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 		ev.Method = *msg.Method
 	}
 	ev.Params = msg.Params
+	if ev.Kind == schemas.KindRequest && ev.Method == "tools/call" {
+		params, herr := withParamHeaders(msg.Params, r.Header)
+		if herr != nil {
+			writeError(w, http.StatusBadRequest, id, herr)
+			return
+		}
+		ev.Params = params
+	}
 	if ev.Kind == schemas.KindRequest {
 		ev.RPCID = id
 	}
@@ -260,6 +274,11 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 		return
 	}
 
+	if ev.SessionID == "" && ev.Kind == schemas.KindRequest && ev.Method == "subscriptions/listen" {
+		// A stream of this gateway fed by broadcasts from the log; nothing
+		// to ask the processors.
+		return method, g.serveListen(w, r, id, msg.Params)
+	}
 	useCache := g.cfg.Results != nil && ev.SessionID == "" && ev.Kind == schemas.KindRequest && cacheable[ev.Method]
 	if useCache {
 		if body, ok := g.cfg.Results.Lookup(r.Context(), ev.ProtocolVersion, ev.Method, ev.Params, ev.Principal); ok {

@@ -275,6 +275,9 @@ func handleStateless(env Env, ev *schemas.RequestEvent, now time.Time) Outcome {
 	case "tools/call":
 		job, e := toolJob(env, ev, now)
 		if e == nil {
+			e = checkParamHeaders(env, ev, job)
+		}
+		if e == nil {
 			e = attachRetry(env, ev, job)
 		}
 		if e != nil {

@@ -19,6 +19,9 @@ const (
 	ToolConfirmDelete    = "confirm_delete"
 	ToolMultiInput       = "multi_input"
 	ToolWithTask         = "test_tool_with_task"
+	// ToolCustomHeader mirrors its region argument in an Mcp-Param-Region
+	// header (SEP-2243 x-mcp-header; http-custom-header-server-validation).
+	ToolCustomHeader = "test_custom_header"
 )
 
 // maxSlowComputeSeconds bounds slow_compute so a bad argument cannot hold an
@@ -47,6 +50,8 @@ var taskDefinitions = []taskDefinition{
 		emptyObjectSchema, tools.TaskOptional, false},
 	{definition{ToolWithTask, "Input, then a task", "Gathers user_name synchronously (input_required), then becomes a task and greets.", runWithTask},
 		emptyObjectSchema, tools.TaskRequired, true},
+	{definition{ToolCustomHeader, "Custom header", "Echoes region, which clients also send as the Mcp-Param-Region header.", runCustomHeader},
+		`{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}},"required":["region"]}`, "", false},
 }
 
 func (p *Provider) addTaskTools() {
@@ -176,4 +181,14 @@ func runWithTask(ctx context.Context, _ *Provider, _ tools.Call, n tools.Notifie
 		return nil, err
 	}
 	return result(text("Hello, " + name + "! (finished as a task)")), nil
+}
+
+func runCustomHeader(_ context.Context, _ *Provider, call tools.Call, _ tools.Notifier) (*tools.Result, error) {
+	var a struct {
+		Region string `json:"region"`
+	}
+	if err := json.Unmarshal(orEmptyObject(call.Arguments), &a); err != nil {
+		return nil, &tools.ArgumentError{Msg: err.Error()}
+	}
+	return result(text("region " + a.Region)), nil
 }
