@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mcpstream/mcpstream/processors/notify"
 	"github.com/mcpstream/mcpstream/schemas"
 	"github.com/mcpstream/mcpstream/streams"
 )
@@ -42,6 +43,12 @@ type Config struct {
 	// may run that long); a client that retries with the same JSON-RPC id
 	// gets the eventual result without running the tool again.
 	RequestTimeout time.Duration
+	// SSEPollAfter, when set, makes tools/call in 2025-11-25 sessions
+	// answer on an SSE stream that the gateway closes after this long if
+	// the call is still running (SEP-1699 polling): the client reconnects
+	// with GET and Last-Event-ID, to any gateway, after the retry interval
+	// announced in the priming event. Long calls then hold no connection.
+	SSEPollAfter time.Duration
 	// AllowedOrigins are Origin values (scheme://host[:port]) accepted on
 	// top of localhost ones. "*" accepts any (do not, on a laptop).
 	AllowedOrigins []string
@@ -96,6 +103,8 @@ type Gateway struct {
 	// kafkaOK is false while the cluster does not answer: /readyz then
 	// takes this replica out of rotation.
 	kafkaOK atomic.Bool
+	// lst holds the notification streams of this replica (listen.go).
+	lst listenerSet
 }
 
 // New builds a gateway. It connects lazily; Run must be called before
@@ -206,6 +215,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	defer rc.Close()
 	g.consumed.Store(start - 1)
+	defer g.lst.running()()
 	g.ready.Store(true)
 	g.kafkaOK.Store(true)
 	go g.watchKafka(ctx, cl)
@@ -223,6 +233,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 		fetches.EachRecord(func(r *kgo.Record) {
 			last = r.Offset
 			if string(r.Key) != g.cfg.ID {
+				if notify.IsBroadcastKey(string(r.Key)) {
+					// A change every gateway delivers to its streams (listen.go).
+					if rep, err := g.reg.DecodeReply(r.Value); err == nil {
+						g.broadcast(rep)
+					}
+				}
 				return // another gateway shares this partition
 			}
 			rep, err := g.reg.DecodeReply(r.Value)

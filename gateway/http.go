@@ -20,6 +20,7 @@ import (
 
 	"github.com/mcpstream/mcpstream/jsonrpc"
 	"github.com/mcpstream/mcpstream/processors"
+	"github.com/mcpstream/mcpstream/processors/notify"
 	"github.com/mcpstream/mcpstream/schemas"
 	"github.com/mcpstream/mcpstream/streams"
 )
@@ -193,6 +194,13 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 	if msg.Method != nil {
 		ev.Method = *msg.Method
 	}
+	if ev.Kind == schemas.KindNotification && notify.Internal(ev.Method) {
+		// The gateways' own notifications to the sessions processor
+		// (listen.go) never come from clients; unknown notifications are
+		// accepted and ignored, as MCP asks.
+		w.WriteHeader(http.StatusAccepted)
+		return method, "ok"
+	}
 	ev.Params = msg.Params
 	if ev.Kind == schemas.KindRequest && ev.Method == "tools/call" {
 		params, herr := withParamHeaders(msg.Params, r.Header)
@@ -302,7 +310,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 	useSSE := acceptsSSE && ev.Kind == schemas.KindRequest && ev.Method == "tools/call"
 	// A call that asked for progress is expected to run a while: open its
 	// stream at once so it can be resumed from the first moment.
-	prime := useSSE && hasProgressToken(msg.Params)
+	prime := useSSE && (hasProgressToken(msg.Params) || g.cfg.SSEPollAfter > 0)
 	return method, g.await(w, r, ev, id, wt, useSSE, prime, base)
 }
 
@@ -322,14 +330,24 @@ func (g *Gateway) await(w http.ResponseWriter, r *http.Request, ev *schemas.Requ
 		return streamPos{Gateway: g.cfg.ID, Token: ev.ReplyToken, Offset: offset, RPCID: id}.eventID()
 	}
 	var sse *sseWriter
+	var poll <-chan time.Time
 	if primeSSE && resumable {
 		sse = g.startSSE(w, ev.SessionID)
-		sse.prime(pos(base))
+		sse.prime(pos(base), g.cfg.SSEPollAfter)
+		if g.cfg.SSEPollAfter > 0 {
+			t := time.NewTimer(g.cfg.SSEPollAfter)
+			defer t.Stop()
+			poll = t.C
+		}
 	}
 	for {
 		select {
 		case <-r.Context().Done():
 			return "client_gone"
+		case <-poll:
+			// Still running: let the connection go. Everything from here on
+			// is in the reply log, and GET with the last event id replays it.
+			return "polling"
 		case <-timer.C:
 			e := jsonrpc.Errorf(jsonrpc.CodeTimeout, "no reply within %s; retry with the same id to get the result", g.cfg.RequestTimeout)
 			if sse != nil {

@@ -213,6 +213,19 @@ func TestServeHTTP(t *testing.T) {
 			host: "mcp.example", headers: map[string]string{"Origin": "http://evil.example"}, body: initialize,
 			status: 403, code: jsonrpc.CodeInvalidRequest},
 
+		// Notification streams (listen.go)
+		{name: "subscriptions/listen without notifications", headers: statelessHeaders("subscriptions/listen", ""),
+			body: statelessBody(8, "subscriptions/listen", nil, nil), status: 400, code: jsonrpc.CodeInvalidParams, id: "8"},
+		{name: "subscriptions/listen, valid, not ready", headers: statelessHeaders("subscriptions/listen", ""),
+			body: statelessBody(8, "subscriptions/listen", map[string]any{"notifications": map[string]any{"toolsListChanged": true}}, nil),
+			status: 503, code: jsonrpc.CodeInternalError, id: "8"},
+		{name: "GET stream with a malformed session", method: http.MethodGet,
+			headers: map[string]string{"Mcp-Session-Id": "bad id", "Accept": "text/event-stream"}, status: 400, code: jsonrpc.CodeInvalidRequest},
+		{name: "GET stream not accepting SSE", method: http.MethodGet,
+			headers: map[string]string{"Mcp-Session-Id": validSess, "Accept": "application/json"}, status: 406, code: jsonrpc.CodeInvalidRequest},
+		{name: "GET stream, not ready", method: http.MethodGet,
+			headers: map[string]string{"Mcp-Session-Id": validSess, "Accept": "text/event-stream"}, status: 503, code: jsonrpc.CodeInternalError},
+
 		// HTTP framing
 		{name: "GET", method: http.MethodGet, status: 405, code: jsonrpc.CodeInvalidRequest, metric: "invalid rejected",
 			check: func(t *testing.T, resp *http.Response, _ rpcResponse) {

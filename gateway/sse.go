@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // streamPos names one event of a request's reply stream by where it lies in
@@ -84,7 +85,12 @@ func (s *sseWriter) send(id string, msg []byte) {
 
 // prime sends an event id with empty data, as 2025-11-25 recommends, so a
 // client cut off before the first real event can still resume.
-func (s *sseWriter) prime(id string) {
+// With retry set, it also tells the client how soon to reconnect when the
+// server closes the stream (SEP-1699).
+func (s *sseWriter) prime(id string, retry time.Duration) {
+	if retry > 0 {
+		s.w.Write([]byte("retry: " + strconv.FormatInt(retry.Milliseconds(), 10) + "\n"))
+	}
 	s.w.Write([]byte("id: " + id + "\ndata:\n\n"))
 	s.flush()
 }

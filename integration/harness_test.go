@@ -188,6 +188,8 @@ type roundRobin struct {
 	n     atomic.Int64
 	base  http.RoundTripper
 	sent  []atomic.Int64
+	// keepHost leaves the Host header as the client sent it (a proxy).
+	keepHost bool
 }
 
 func newRoundRobin(endpoints ...string) *roundRobin {
@@ -207,6 +209,8 @@ func (rr *roundRobin) RoundTrip(req *http.Request) (*http.Response, error) {
 	rr.sent[i].Add(1)
 	req = req.Clone(req.Context())
 	req.URL.Host = rr.hosts[i]
-	req.Host = rr.hosts[i]
+	if !rr.keepHost {
+		req.Host = rr.hosts[i]
+	}
 	return rr.base.RoundTrip(req)
 }

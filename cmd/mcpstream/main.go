@@ -107,6 +107,7 @@ func runRole(ctx context.Context, role string, args []string) error {
 		fs.BoolVar(&cfg.GatewayPublicHost, "public-host", false, "accept any Host header (behind a proxy on a public name)")
 		fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 4<<20, "largest request body accepted (413 above)")
 		fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 5*time.Minute, "longest wait for a reply")
+		fs.DurationVar(&cfg.SSEPollAfter, "sse-poll-after", 0, "2025-11-25 tool calls answer on SSE and the stream is closed after this long if the call still runs; clients resume with GET + Last-Event-ID at any gateway (SEP-1699); 0: off")
 	}
 	withExecutor := role == "run" || role == "executor"
 	if role == "processor" {
@@ -135,6 +136,7 @@ func runRole(ctx context.Context, role string, args []string) error {
 	}
 	if role == "run" || role == "processor" || role == "redis-projector" {
 		fs.DurationVar(&cfg.RedisIdleTTL, "redis-idle-ttl", time.Hour, "idle expiry of sessions projected into Redis")
+		fs.DurationVar(&cfg.SessionIdleTimeout, "session-idle-timeout", time.Hour, "end 2025-11-25 sessions unused for this long (later requests get 404; 0: never)")
 	}
 	if role == "run" || role == "processor" || role == "executor" {
 		fs.StringVar(&cfg.UpstreamsFile, "upstreams", "", "JSON file of upstream MCP servers whose tools are served as <name>.<tool> (see ops/upstreams/example.json)")

@@ -23,6 +23,7 @@ import (
 	"github.com/mcpstream/mcpstream/ops/health"
 	"github.com/mcpstream/mcpstream/ops/metrics"
 	"github.com/mcpstream/mcpstream/processors/executor"
+	"github.com/mcpstream/mcpstream/processors/notify"
 	"github.com/mcpstream/mcpstream/processors/sessions"
 	"github.com/mcpstream/mcpstream/processors/toolcalls"
 	"github.com/mcpstream/mcpstream/projections"
@@ -67,6 +68,8 @@ type Config struct {
 	GatewayPublicHost     bool
 	MaxBodyBytes          int64
 	RequestTimeout        time.Duration
+	// SSEPollAfter: see gateway.Config.SSEPollAfter (zero: off).
+	SSEPollAfter time.Duration
 
 	ExecutorConcurrency int
 	ToolTimeout         time.Duration
@@ -90,6 +93,9 @@ type Config struct {
 	RedisProjector bool
 	// RedisIdleTTL is the idle expiry of projected sessions. Zero: 1 h.
 	RedisIdleTTL time.Duration
+	// SessionIdleTimeout ends 2025-11-25 sessions unused for longer (404
+	// afterwards, state deleted). Zero: never.
+	SessionIdleTimeout time.Duration
 
 	// UpstreamsFile lists upstream MCP servers (tools/upstream) whose
 	// tools join the registry as "<name>.<tool>". Empty: none.
@@ -227,7 +233,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Processor || cfg.Executor {
 		providers := cfg.Providers
 		if providers == nil && cfg.ConformanceTools {
-			providers = append(providers, conformance.New())
+			// The trigger tools publish list changes to every gateway's
+			// notification streams (processors/notify).
+			pub, err := notify.NewPublisher(schemaReg, cfg.Streams, "notify-"+cfg.InstanceID, log)
+			if err != nil {
+				return err
+			}
+			defer pub.Close() // after g.Wait: no tool publishes any more
+			providers = append(providers, conformance.New(conformance.WithToolsChangedHook(pub.ToolsChanged),
+				conformance.WithPromptsChangedHook(pub.PromptsChanged)))
 		}
 		if cfg.CountingToolLog != "" {
 			cp, err := counting.New(cfg.CountingToolLog)
@@ -292,7 +306,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	if cfg.Processor {
 		sp, err := sessions.New(schemaReg, toolReg, sessions.Config{Streams: cfg.Streams, ClientID: "sessions-" + cfg.InstanceID, Logger: log,
-			Catalog: catalog, PageSize: cfg.PageSize, CursorKey: cfg.CursorKey})
+			Catalog: catalog, PageSize: cfg.PageSize, CursorKey: cfg.CursorKey,
+			IdleTimeout: cfg.SessionIdleTimeout, Notifications: true})
 		if err != nil {
 			return err
 		}
@@ -357,7 +372,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var mcpPath string
 	if cfg.Gateway {
 		gw, err := gateway.New(schemaReg, gateway.Config{Streams: cfg.Streams, ID: "gw-" + cfg.InstanceID,
-			MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+			MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout, SSEPollAfter: cfg.SSEPollAfter,
 			AllowedOrigins: cfg.GatewayAllowedOrigins, AllowedHosts: cfg.GatewayAllowedHosts, PublicHost: cfg.GatewayPublicHost,
 			Logger: log, Metrics: metrics.NewGateway(reg, "gw-"+cfg.InstanceID), Results: resultCache(gwCache)})
 		if err != nil {

@@ -106,7 +106,7 @@ var wantTools = []string{
 	ToolLoggingTool, ToolMissingCapability, ToolMultipleContentTypes, ToolSimpleText,
 	ToolStreamingElicitation, ToolTriggerPromptChange, ToolTriggerToolChange,
 	ToolWithLogging, ToolWithProgress,
-	ToolGreet, ToolSlowCompute, ToolFailingJob, ToolProtocolErrorJob, ToolConfirmDelete, ToolMultiInput, ToolWithTask, ToolCustomHeader,
+	ToolGreet, ToolSlowCompute, ToolFailingJob, ToolProtocolErrorJob, ToolConfirmDelete, ToolMultiInput, ToolWithTask, ToolCustomHeader, ToolReconnection,
 	// clientreq.go
 	ToolSampling, ToolElicitation, ToolElicitationDefaults, ToolElicitationEnums, ToolJSONSchema202012,
 	ToolIRElicitation, ToolIRSampling, ToolIRListRoots, ToolIRRequestState, ToolIRMultipleInputs,

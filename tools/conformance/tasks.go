@@ -22,6 +22,9 @@ const (
 	// ToolCustomHeader mirrors its region argument in an Mcp-Param-Region
 	// header (SEP-2243 x-mcp-header; http-custom-header-server-validation).
 	ToolCustomHeader = "test_custom_header"
+	// ToolReconnection outlives a gateway's --sse-poll-after, so its stream
+	// is closed mid-call and the client resumes (server-sse-polling).
+	ToolReconnection = "test_reconnection"
 )
 
 // maxSlowComputeSeconds bounds slow_compute so a bad argument cannot hold an
@@ -50,6 +53,8 @@ var taskDefinitions = []taskDefinition{
 		emptyObjectSchema, tools.TaskOptional, false},
 	{definition{ToolWithTask, "Input, then a task", "Gathers user_name synchronously (input_required), then becomes a task and greets.", runWithTask},
 		emptyObjectSchema, tools.TaskRequired, true},
+	{definition{ToolReconnection, "Reconnection", "Runs 3 s, so that a gateway polling SSE streams closes its stream mid-call.", runReconnection},
+		emptyObjectSchema, "", false},
 	{definition{ToolCustomHeader, "Custom header", "Echoes region, which clients also send as the Mcp-Param-Region header.", runCustomHeader},
 		`{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}},"required":["region"]}`, "", false},
 }
@@ -191,4 +196,11 @@ func runCustomHeader(_ context.Context, _ *Provider, call tools.Call, _ tools.No
 		return nil, &tools.ArgumentError{Msg: err.Error()}
 	}
 	return result(text("region " + a.Region)), nil
+}
+
+func runReconnection(ctx context.Context, _ *Provider, _ tools.Call, _ tools.Notifier) (*tools.Result, error) {
+	if err := sleep(ctx, 3*time.Second); err != nil {
+		return nil, err
+	}
+	return result(text("reconnection test finished")), nil
 }
