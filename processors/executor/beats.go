@@ -169,10 +169,6 @@ func (e *Executor) monitor(ctx context.Context, caughtUp func()) {
 		}
 	}()
 	ends, endsKnown := e.tableEnds(ctx)
-	if !endsKnown || len(ends) == 0 {
-		endsKnown = false
-		caughtUp()
-	}
 	// A table read that stalls (a partition's last records compacted
 	// away) must not keep the executor from working forever.
 	stall := time.AfterFunc(e.cfg.Lease, func() {
@@ -180,6 +176,11 @@ func (e *Executor) monitor(ctx context.Context, caughtUp func()) {
 		caughtUp()
 	})
 	defer stall.Stop()
+	if !endsKnown || len(ends) == 0 {
+		endsKnown = false
+		stall.Stop()
+		caughtUp()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -196,6 +197,7 @@ func (e *Executor) monitor(ctx context.Context, caughtUp func()) {
 			})
 			if endsKnown && len(ends) == 0 {
 				endsKnown = false
+				stall.Stop()
 				caughtUp()
 			}
 		case <-check.C:
