@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +59,35 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for: %s", d, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPerToolTimeout: --tool-timeouts bounds one tool without touching the
+// others; the caller gets an isError result naming the limit.
+func TestPerToolTimeout(t *testing.T) {
+	b := startBroker(t, "")
+	c := newCounter()
+	c.delay.Store(int64(5 * time.Second))
+	cfg := roleConfig(b, "p1", c)
+	cfg.Processor, cfg.Executor, cfg.Gateway = true, true, true
+	cfg.ToolTimeouts = map[string]time.Duration{"count": 300 * time.Millisecond}
+	r := startRole(t, cfg)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs := connect(t, ctx, nil, r.ready.MCPURL, "2025-11-25")
+	defer cs.Close()
+	start := time.Now()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "count", Arguments: map[string]any{"tag": "slow"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); !res.IsError || !strings.Contains(textOf(t, res), "timed out after 300ms") || took > 3*time.Second {
+		t.Fatalf("slow tool after %v: isError=%v %q, want a timeout after 300ms", took, res.IsError, textOf(t, res))
+	}
+	// Another tool keeps the global timeout (5 minutes).
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_simple_text"})
+	if err != nil || res.IsError {
+		t.Fatalf("other tool: %v %+v", err, res)
 	}
 }
