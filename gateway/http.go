@@ -78,7 +78,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		method = "DELETE"
 		outcome = g.serveDelete(w, r)
 	case http.MethodGet:
-		if last := r.Header.Get("Last-Event-ID"); last != "" && r.Header.Get(hProtocolVersion) != processors.Version20260728 {
+		if last := r.Header.Get("Last-Event-ID"); last != "" && !strings.HasPrefix(last, standaloneIDPrefix) && r.Header.Get(hProtocolVersion) != processors.Version20260728 {
 			method = "resume"
 			outcome = g.serveResume(w, r, last)
 			return

@@ -217,7 +217,7 @@ func TestServeHTTP(t *testing.T) {
 		{name: "subscriptions/listen without notifications", headers: statelessHeaders("subscriptions/listen", ""),
 			body: statelessBody(8, "subscriptions/listen", nil, nil), status: 400, code: jsonrpc.CodeInvalidParams, id: "8"},
 		{name: "subscriptions/listen, valid, not ready", headers: statelessHeaders("subscriptions/listen", ""),
-			body: statelessBody(8, "subscriptions/listen", map[string]any{"notifications": map[string]any{"toolsListChanged": true}}, nil),
+			body:   statelessBody(8, "subscriptions/listen", map[string]any{"notifications": map[string]any{"toolsListChanged": true}}, nil),
 			status: 503, code: jsonrpc.CodeInternalError, id: "8"},
 		{name: "GET stream with a malformed session", method: http.MethodGet,
 			headers: map[string]string{"Mcp-Session-Id": "bad id", "Accept": "text/event-stream"}, status: 400, code: jsonrpc.CodeInvalidRequest},

@@ -291,10 +291,19 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request) string {
 	g.lst.add(l)
 	defer g.lst.remove(l)
 	sse := g.startSSE(w, sid)
-	sse.w.Write([]byte(": stream open\n\n"))
-	sse.flush()
+	// A fresh event id per stream: a client that reconnects after losing
+	// the stream (its gateway stopped) sees it change, which clients such as
+	// the go-sdk count as progress; without it each loss over the session's
+	// life counts against their retry limit. Coming back with it as
+	// Last-Event-ID opens a new standalone stream (list changes are not
+	// replayed: they are hints to list again).
+	sse.prime(standaloneIDPrefix+streams.NewID(), 0)
 	return g.pump(r.Context(), sse, l, wt, nil)
 }
+
+// standaloneIDPrefix starts the event ids of standalone GET streams; no
+// reply-stream position (base64url) contains "~".
+const standaloneIDPrefix = "~stream~"
 
 // pump writes a notification stream until the client leaves. wt, if set,
 // carries the processor's answers for a GET stream: notifications, or a 404

@@ -119,7 +119,9 @@ func (p *Publisher) Publish(ctx context.Context, method string, params any) erro
 }
 
 // ToolsChanged tells every listener that the tool list changed.
-func (p *Publisher) ToolsChanged(ctx context.Context) error { return p.Publish(ctx, ToolsListChanged, nil) }
+func (p *Publisher) ToolsChanged(ctx context.Context) error {
+	return p.Publish(ctx, ToolsListChanged, nil)
+}
 
 // PromptsChanged tells every listener that the prompt list changed.
 func (p *Publisher) PromptsChanged(ctx context.Context) error {
@@ -142,3 +144,7 @@ const CheckSubscription = "mcpstream/resources/checkSubscription"
 // opens a 2025-11-25 GET stream: the processor accepts it (202) for a live
 // session of the same principal and 404s otherwise.
 const StreamOpened = "mcpstream/stream/opened"
+
+// Internal reports whether a method is one of the gateways' own
+// notifications to the sessions processor, which clients may not send.
+func Internal(method string) bool { return strings.HasPrefix(method, "mcpstream/") }

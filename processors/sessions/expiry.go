@@ -51,7 +51,9 @@ func (p *Processor) expire(ctx goka.Context, meta any) {
 		return
 	}
 	st, _ := ctx.Value().(*schemas.SessionState)
-	if st == nil || !expired(p.env(ctx.Context()), st, now) {
+	// Only the timeout matters here; building the whole Env (tool list)
+	// per visited key would cost a sweep dearly.
+	if st == nil || !expired(Env{IdleTimeout: p.cfg.IdleTimeout}, st, now) {
 		return
 	}
 	p.log.Debug("session expired", "session", ctx.Key(), "idle", now.Sub(st.LastActivity).Round(time.Second), "state", st.State)
