@@ -93,6 +93,11 @@ func judgeRPC(callID string, code int, message string, text string, isError bool
 	}
 }
 
+// sdkRejected is the go-sdk's code for a request its transport could not
+// deliver or read the answer of (jsonrpc2.ErrRejected): a transport
+// failure, to retry like any other.
+const sdkRejected = -32005
+
 // rawSession is a 2025-11-25 session driven over plain HTTP. The go-sdk
 // client gives every request a fresh JSON-RPC id, so it cannot retry a call
 // under the same identity (session + id); this client can, which is what a
@@ -283,7 +288,7 @@ func (c *sdkStateless) call(ctx context.Context, tool, callID string, sleepMS in
 			}
 		}
 		return judgeRPC(callID, 0, "", text, res.IsError)
-	case errors.As(err, &werr):
+	case errors.As(err, &werr) && werr.Code != sdkRejected:
 		return judgeRPC(callID, int(werr.Code), werr.Message, "", false)
 	case strings.Contains(err.Error(), "tool call interrupted: executor"):
 		// The go-sdk (v1.8.0) sometimes hands a JSON-RPC error back as
