@@ -158,7 +158,7 @@ func (e *Executor) monitor(ctx context.Context, caughtUp func()) {
 		defer close(fetched)
 		for {
 			f := e.tbl.PollFetches(ctx)
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || f.IsClientClosed() {
 				return
 			}
 			select {

@@ -300,7 +300,7 @@ func (e *Executor) sendControlSync(ctx context.Context, kind schemas.ToolControl
 func (e *Executor) readCommands(ctx context.Context) {
 	for {
 		fetches := e.cmds.PollFetches(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return
 		}
 		fetches.EachError(func(t string, p int32, err error) {

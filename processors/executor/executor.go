@@ -94,6 +94,9 @@ type Executor struct {
 	running sync.WaitGroup
 
 	creq clientRequests // requests tools sent to clients (clientreq.go)
+
+	stopMonitor context.CancelFunc
+	monitorDone chan struct{}
 }
 
 // New validates cfg and builds the Kafka clients (they connect lazily).
@@ -164,6 +167,10 @@ func (e *Executor) Run(ctx context.Context) error {
 	stopBg()
 	bgDone.Wait()
 	e.finalBeat()
+	// A goroutine polling a closed client returns at once, forever: stop
+	// the monitor before the deferred closes.
+	e.stopMonitor()
+	<-e.monitorDone
 	return err
 }
 

@@ -86,7 +86,14 @@ func (e *Executor) start(ctx context.Context) error {
 	}
 	ready := make(chan struct{})
 	var once sync.Once
-	go e.monitor(context.WithoutCancel(ctx), func() { once.Do(func() { close(ready) }) })
+	// The monitor outlives ctx (a stopping executor still beats and
+	// settles its calls) and is stopped by Run, before the clients close.
+	mctx, stopMonitor := context.WithCancel(context.WithoutCancel(ctx))
+	e.stopMonitor, e.monitorDone = stopMonitor, make(chan struct{})
+	go func() {
+		defer close(e.monitorDone)
+		e.monitor(mctx, func() { once.Do(func() { close(ready) }) })
+	}()
 	select {
 	case <-ready:
 	case <-ctx.Done():
