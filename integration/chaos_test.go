@@ -47,7 +47,7 @@ const (
 	// chaosLoadTimeout bounds the client phase; the whole test (build,
 	// start, load, settle) stays well under four minutes.
 	chaosLoadTimeout = 120 * time.Second
-	// chaosMaxInterruptedPerMille bounds the calls answered -32003: only
+	// chaosMaxInterruptedPerMille bounds the calls answered -31003: only
 	// calls in flight on the killed executor may get it.
 	chaosMaxInterruptedPerMille = 10
 )
@@ -58,7 +58,7 @@ type callOutcome int
 const (
 	outcomeUnanswered  callOutcome = iota // no final answer within the attempts
 	outcomeResult                         // a result carrying the call's own call_id
-	outcomeInterrupted                    // JSON-RPC error -32003
+	outcomeInterrupted                    // JSON-RPC error -31003
 	outcomeWrong                          // any other final answer
 )
 
@@ -291,9 +291,9 @@ func (c *sdkStateless) call(ctx context.Context, tool, callID string, sleepMS in
 	case errors.As(err, &werr) && werr.Code != sdkRejected:
 		return judgeRPC(callID, int(werr.Code), werr.Message, "", false)
 	case strings.Contains(err.Error(), "tool call interrupted: executor"):
-		// The go-sdk (v1.8.0) sometimes hands a JSON-RPC error back as
-		// "connection closed: calling ...: <message>", without the code;
-		// the message is the platform's -32003 text.
+		// A code the go-sdk reserves comes back as "connection closed:
+		// ...: <message>" without it (the platform used -32003 before);
+		// the message is the platform's interruption text.
 		return judgeRPC(callID, jsonrpc.CodeCallInterrupted, err.Error(), "", false)
 	default:
 		// A transport failure may leave the SDK's connection broken; the
@@ -465,7 +465,7 @@ type chaosRecord struct {
 // processes; 50 clients make 10,000 calls of the non-idempotent tally tool,
 // retrying with the same identity, while one executor and then one
 // processor are SIGKILLed and restarted. Every call must be answered, with
-// its own result or -32003; the tool's log must show each call answered
+// its own result or -31003; the tool's log must show each call answered
 // with a result executed exactly once and no call executed twice.
 func TestChaos(t *testing.T) {
 	testStart := time.Now()
@@ -741,7 +741,7 @@ func TestChaos(t *testing.T) {
 	slices.Sort(latencies)
 
 	t.Logf("kills:\n  %s", strings.Join(killLog, "\n  "))
-	t.Logf("chaos: %d calls from %d clients in %s (%.0f calls/s); results %d, -32003 %d, wrong %d, unanswered %d; "+
+	t.Logf("chaos: %d calls from %d clients in %s (%.0f calls/s); results %d, -31003 %d, wrong %d, unanswered %d; "+
 		"%d retries (%d first exchanges lost on purpose); %d executions of %d call ids; %d call ids executed more than once (%d extra executions); "+
 		"latency p50 %s p99 %s max %s; whole test %s",
 		chaosCalls, chaosClients, loadTime.Round(time.Millisecond), float64(chaosCalls)/loadTime.Seconds(),
@@ -749,7 +749,7 @@ func TestChaos(t *testing.T) {
 		retries.Load(), flakes, counts.Total(), len(counts), len(repeated), extra,
 		pct(latencies, 50), pct(latencies, 99), pct(latencies, 100), time.Since(testStart).Round(time.Second))
 	if n := byOutcome[outcomeInterrupted]; n > 0 {
-		t.Logf("%d calls answered -32003 (in flight on the killed executor); %d of them had entered the tool body", n, len(interruptedRan))
+		t.Logf("%d calls answered -31003 (in flight on the killed executor); %d of them had entered the tool body", n, len(interruptedRan))
 	}
 
 	if len(killLog) < 6 {
@@ -759,7 +759,7 @@ func TestChaos(t *testing.T) {
 		t.Errorf("%d calls never answered, e.g. %s", len(unanswered), sample(unanswered))
 	}
 	if len(wrong) > 0 {
-		t.Errorf("%d calls answered with neither their result nor -32003, e.g. %s", len(wrong), sample(wrong))
+		t.Errorf("%d calls answered with neither their result nor -31003, e.g. %s", len(wrong), sample(wrong))
 	}
 	if len(lostResults) > 0 {
 		t.Errorf("%d calls answered with a result the tool never produced (no execution logged), e.g. %s", len(lostResults), sample(lostResults))
@@ -772,7 +772,7 @@ func TestChaos(t *testing.T) {
 		t.Errorf("%d executions of call ids no client sent, e.g. %s", len(strangers), sample(strangers))
 	}
 	if n := byOutcome[outcomeInterrupted]; n*1000 > chaosCalls*chaosMaxInterruptedPerMille {
-		t.Errorf("%d calls answered -32003, more than %d.%d%% of %d: more than the killed executor can have had in flight",
+		t.Errorf("%d calls answered -31003, more than %d.%d%% of %d: more than the killed executor can have had in flight",
 			n, chaosMaxInterruptedPerMille/10, chaosMaxInterruptedPerMille%10, chaosCalls)
 	}
 }
@@ -788,7 +788,7 @@ func outcomeName(records []chaosRecord, id string, callID func(int, int) string)
 	case outcomeResult:
 		return "answered with its result" + sent
 	case outcomeInterrupted:
-		return "answered -32003" + sent
+		return "answered -31003" + sent
 	case outcomeWrong:
 		return "answered wrongly" + sent
 	default:

@@ -8,15 +8,19 @@ import (
 
 // Error codes. MCP reserves -32000..-32099 for its own.
 const (
-	CodeParseError                 = -32700
-	CodeInvalidRequest             = -32600
-	CodeMethodNotFound             = -32601
-	CodeInvalidParams              = -32602
-	CodeInternalError              = -32603
-	CodeSessionNotFound            = -32001 // mcpstream: unknown or ended session (HTTP 404)
-	CodeTimeout                    = -32002 // mcpstream: no reply within the gateway's deadline (HTTP 504)
-	CodeCallInterrupted            = -32003 // mcpstream: a non-idempotent call's executor died mid-call; not retried
-	CodeRequestCancelled           = -32004 // mcpstream: the client cancelled the call (notifications/cancelled)
+	CodeParseError      = -32700
+	CodeInvalidRequest  = -32600
+	CodeMethodNotFound  = -32601
+	CodeInvalidParams   = -32602
+	CodeInternalError   = -32603
+	CodeSessionNotFound = -32001 // mcpstream: unknown or ended session (HTTP 404)
+	CodeTimeout         = -32002 // mcpstream: no reply within the gateway's deadline (HTTP 504)
+	// Codes of our own live outside -32000..-32099: 2026-07-28 reserves
+	// -32020..-32099 for the specification and retires -32000..-32019, and
+	// SDKs use that range internally (the go-sdk reads -32003 and -32004
+	// as "connection closing").
+	CodeCallInterrupted            = -31003 // mcpstream: a non-idempotent call's executor died mid-call; not retried
+	CodeRequestCancelled           = -31004 // mcpstream: the client cancelled the call (notifications/cancelled)
 	CodeHeaderMismatch             = -32020 // MCP 2026-07-28
 	CodeMissingClientCapability    = -32021
 	CodeUnsupportedProtocolVersion = -32022

@@ -38,7 +38,7 @@ func (t Topics) ToolCalls() string { return t.p() + ".toolcalls" }
 
 // ToolResults carries the outcome of every completed call, keyed by event
 // id, written by the toolcalls group once per call (the winning executor
-// result, or the platform's -32003/-32004 answer): the audit trail that
+// result, or the platform's -31003/-31004 answer): the audit trail that
 // projections read.
 func (t Topics) ToolResults() string { return t.p() + ".tool-results" }
 

@@ -146,7 +146,7 @@ func runRole(ctx context.Context, role string, args []string) error {
 	fs.DurationVar(&cfg.ToolTimeout, "tool-timeout", 5*time.Minute, "longest a tool may run")
 	toolTimeouts := fs.String("tool-timeouts", "", "per-tool timeouts overriding --tool-timeout, e.g. slow.report=20m,everything.echo=5s")
 	fs.StringVar(&cfg.ExecutorMode, "executor-mode", "auto", "how executors share jobs: share (Kafka share groups, KIP-932: idle executors take any waiting job), group (classic consumer group: whole partitions per executor), auto (share where the broker supports it)")
-	fs.DurationVar(&cfg.ExecutorLease, "executor-lease", 10*time.Second, "an executor silent this long has its in-flight calls reported orphaned: retried if the tool is idempotent, answered -32003 if not")
+	fs.DurationVar(&cfg.ExecutorLease, "executor-lease", 10*time.Second, "an executor silent this long has its in-flight calls reported orphaned: retried if the tool is idempotent, answered -31003 if not")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

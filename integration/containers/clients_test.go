@@ -4,6 +4,7 @@ package containers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,7 +18,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	sdkjsonrpc "github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpstream/mcpstream/jsonrpc"
 )
 
 // The tool every scenario calls: a fixed answer, so every result can be
@@ -44,9 +48,9 @@ func connect(ctx context.Context, hc *http.Client, endpoint, version string) (*m
 type tally struct {
 	calls, answered, wrong, errors atomic.Int64
 	// interrupted counts the errors that are the platform's designed answer
-	// to an executor dying mid-job on a tool not marked idempotent
-	// (CodeInterrupted: run at most once, never again); they are also in
-	// errors.
+	// to an executor dying (or cut off) mid-job on a tool not marked
+	// idempotent (JSON-RPC -31003: run at most once, never again); they are
+	// also in errors.
 	interrupted atomic.Int64
 	mu          sync.Mutex
 	firstErr    error
@@ -62,7 +66,7 @@ func (t *tally) String() string {
 
 func (t *tally) fail(err error) {
 	t.errors.Add(1)
-	if strings.Contains(err.Error(), "tool call interrupted") {
+	if interrupted(err) {
 		t.interrupted.Add(1)
 	}
 	t.mu.Lock()
@@ -70,6 +74,21 @@ func (t *tally) fail(err error) {
 		t.firstErr = err
 	}
 	t.mu.Unlock()
+}
+
+// interrupted reports whether err is the platform's answer to a call whose
+// executor stopped while it held the call, the tool not being idempotent:
+// JSON-RPC -31003 (CodeCallInterrupted), run at most once and never again.
+//
+// Images built before the code moved out of the go-sdk's reserved range
+// answered -32003, which that client turns into mcp.ErrConnectionClosed
+// with the server's message as text; the message check covers them.
+func interrupted(err error) bool {
+	var we *sdkjsonrpc.Error
+	if errors.As(err, &we) {
+		return we.Code == jsonrpc.CodeCallInterrupted
+	}
+	return errors.Is(err, mcp.ErrConnectionClosed) && strings.Contains(err.Error(), "tool call interrupted: ")
 }
 
 // call makes one tools/call and checks its result.

@@ -252,6 +252,13 @@ func TestReplayRecovery(t *testing.T) {
 // Scenario 4: a processor is cut from the network for 30 s and put back;
 // no call runs twice (neither processor restarts, so their execution
 // counters are exact) and the consumer lag returns to zero.
+//
+// A call that p1's executor held when it was cut off is answered -31003
+// ("tool call interrupted"), by design as in scenario 3: the executor's
+// lease ran out, and a tool not marked idempotent is not run again
+// elsewhere, since it may have run there. So every call is answered with
+// its result or -31003; only calls in flight at the cut can be
+// interrupted, at most one per session (each calls one at a time).
 func TestNetworkPartition(t *testing.T) {
 	const sessions, slowSessions = 10, 6
 	top := StartTopology(t, TopologyConfig{SlowTool: true})
@@ -305,25 +312,54 @@ func TestNetworkPartition(t *testing.T) {
 	t.Logf("partition: %s; %d answered during the 30 s cut; p1 /readyz %v after reconnecting; executions p1 %d (%v) + p2 %d (%v) = %d; lag total %d, zero %v after the load",
 		&tl, duringCut, readyAfter.Round(time.Millisecond), e1, err1, e2, err2, e1+e2, lag, lagAfter.Round(time.Millisecond))
 	t.Logf("partition, slow calls (%s, 3 s each): %s", SlowToolName, sr)
+	answered, held := tl.answered.Load(), tl.interrupted.Load() // held: interrupted on the cut executor
+	t.Logf("partition, summary: instant calls %d, answered %d, interrupted (-31003) %d, executed %d; slow calls %d (in flight at the cut %d), answered %d, interrupted (-31003) %d, executed twice %d; lag %d",
+		n, answered, held, e1+e2, sr.calls, sr.inFlightAtCut, sr.ok, sr.interrupted, sr.twice, lag)
+	// What the processors' upstream client went through (reported, not
+	// asserted): handshakes repeated on a fresh connection after the cut,
+	// sessions replaced.
+	for _, pn := range []*node{p1, p2} {
+		var warns []string
+		for _, l := range strings.Split(logs(ctx, pn.c), "\n") {
+			if strings.Contains(l, "level=WARN") && strings.Contains(l, "upstream=slow") {
+				warns = append(warns, l)
+			}
+		}
+		t.Logf("%s: %d warnings of the upstream client (first 5):\n%s", pn.name, len(warns), strings.Join(warns[:min(5, len(warns))], "\n"))
+	}
 	if slowErr != nil || sr.twice != 0 {
 		t.Errorf("slow calls executed twice (the tool's own count): %d (%v)", sr.twice, slowErr)
 	}
 	if sr.other != 0 || sr.never != 0 {
 		t.Errorf("slow calls: want each answered with its own result (run by the tool) or interrupted; %d were not (first: %v), %d results without an execution", sr.other, sr.first, sr.never)
 	}
-	if tl.answered.Load() != n || tl.wrong.Load() != 0 || tl.errors.Load() != 0 {
-		t.Errorf("want every call answered correctly, got %s (first error: %v)", &tl, tl.firstErr)
+	if sr.interrupted > slowSessions {
+		t.Errorf("%d slow calls interrupted, more than the %d that can be in flight", sr.interrupted, slowSessions)
+	}
+	if answered+held != n || tl.wrong.Load() != 0 || tl.errors.Load() != held {
+		t.Errorf("want every call answered correctly or interrupted (-31003), got %s (first error: %v)", &tl, tl.firstErr)
+	}
+	if held > sessions {
+		t.Errorf("%d calls interrupted, more than the %d that can be in flight", held, sessions)
 	}
 	if duringCut == 0 {
 		t.Errorf("nothing answered during the cut: p1's partitions did not move")
 	}
-	if err1 != nil || err2 != nil || e1+e2 != n {
-		t.Errorf("executions %d+%d = %d, calls %d (errors %v %v): %d calls ran twice or not at all", e1, e2, e1+e2, n, err1, err2, e1+e2-n)
+	// Every answered call ran exactly once; an interrupted one ran at most
+	// once (on p1, if it got that far before the cut). Neither processor
+	// restarted, so the counters are exact: anything above the calls is a
+	// double execution.
+	if err1 != nil || err2 != nil || e1+e2 < answered || e1+e2 > n {
+		t.Errorf("executions %d+%d = %d, want between %d (answered) and %d (calls) (errors %v %v): %d calls ran twice, or answered calls never ran",
+			e1, e2, e1+e2, answered, n, err1, err2, max(e1+e2-n, answered-(e1+e2)))
 	}
 	if lag != 0 {
 		t.Errorf("consumer lag %d, want 0:\n%s", lag, lagOut)
 	}
-	if _, _, err := waitRows(ctx, top.HostPGDSN, "SELECT count(*) FROM tool_calls WHERE outcome = 'ok' AND tool = '"+tool+"'", n, 60*time.Second); err != nil {
+	if _, _, err := waitRows(ctx, top.HostPGDSN, "SELECT count(*) FROM tool_calls WHERE outcome = 'ok' AND tool = '"+tool+"'", answered, 60*time.Second); err != nil {
+		t.Error(err)
+	}
+	if _, _, err := waitRows(ctx, top.HostPGDSN, "SELECT count(*) FROM tool_calls WHERE tool = '"+tool+"'", n, 30*time.Second); err != nil {
 		t.Error(err)
 	}
 }
@@ -396,7 +432,7 @@ func (l *slowLoad) report(started map[string]int, cutAt time.Time) slowReport {
 		switch {
 		case c.err == nil && c.text == "done "+c.id:
 			r.ok++
-		case c.err != nil && strings.Contains(c.err.Error(), "tool call interrupted"):
+		case c.err != nil && interrupted(c.err):
 			r.interrupted++
 		default:
 			r.other++

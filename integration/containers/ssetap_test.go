@@ -53,7 +53,10 @@ func (t *sseTap) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	sid := req.Header.Get("Mcp-Session-Id")
 	var rr *resumeRec
-	if req.Method == http.MethodGet && req.Header.Get("Last-Event-ID") != "" {
+	// A Last-Event-ID of a standalone GET stream ("~stream~...") reopens
+	// that stream (the client lost it with its gateway); only call streams
+	// are resumptions.
+	if last := req.Header.Get("Last-Event-ID"); req.Method == http.MethodGet && last != "" && !strings.HasPrefix(last, "~stream~") {
 		host := req.URL.Host
 		if resp.Request != nil {
 			host = resp.Request.URL.Host // the balancer's choice

@@ -199,7 +199,7 @@ func (e *Executor) abandon(c *call) {
 // call. If the holder is alive and lists the call in its beats, its death
 // would be noticed, so this delivery can go. If the holder is dead, this
 // executor reports the orphan, and the processor decides (run it again if
-// idempotent, answer -32003 if not).
+// idempotent, answer -31003 if not).
 func (e *Executor) resolve(ctx context.Context, c *call, holder, holderInc string) bool {
 	id := c.job.EventID
 	deadline := time.Now().Add(2 * e.cfg.Lease)

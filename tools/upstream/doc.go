@@ -66,6 +66,19 @@
 // unavailable ... next probe in 12s"): see UnavailableError for why. After
 // breaker.openFor, breaker.halfOpenProbes calls probe; a success closes it.
 //
+// # Broken connections
+//
+// Over HTTP, a handshake (initialize) whose request got no response, or
+// whose response broke off, is tried again on a transport of its own, at
+// most three times within timeouts.connect; only the last failure counts
+// for the breaker. Any such failure also drops the idle keep-alive
+// connections of the upstream's shared transport: after a network
+// partition they may be connections the upstream forgot, which answer the
+// next request with a reset. A session the SDK has given up (the upstream
+// forgot it, its stream could not be resumed, its process exited) is
+// replaced before a call is sent to it. A tool call itself is never
+// repeated: once sent, the upstream may have run it.
+//
 // # Notifications
 //
 // Progress and log notifications the upstream sends while a call runs are

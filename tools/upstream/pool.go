@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -21,6 +22,11 @@ type session struct {
 	cs   *mcp.ClientSession
 	proc *process
 	err  error
+	// gone is closed when the SDK has ended cs (nil until dialed).
+	gone <-chan struct{}
+	// http is the session's own transport when its dial had to leave the
+	// provider's shared one; closed with the session.
+	http *http.Transport
 
 	// Guarded by pool.mu.
 	inflight int
@@ -230,29 +236,43 @@ func (p *pool) release(s *session, broken bool) {
 	p.signalLocked()
 }
 
-// dead reports whether s is a dialed stdio session whose process has
-// exited (crashed, or quit on its own while idle). Taking it would fail the
-// call for nothing; HTTP sessions cannot be checked this cheaply.
+// dead reports whether s is a dialed session that cannot take a call: its
+// process exited (crashed, or quit on its own while idle), or the SDK gave
+// its connection up (an HTTP upstream that forgot the session, a stream it
+// could not resume). Taking it would fail the call for nothing.
 func (s *session) dead() bool {
 	select {
 	case <-s.ready:
 	default:
 		return false
 	}
-	if s.err != nil || s.proc == nil {
+	if s.err != nil {
 		return false
 	}
-	select {
-	case <-s.proc.exited:
-		return true
-	default:
-		return false
+	if s.proc != nil {
+		select {
+		case <-s.proc.exited:
+			return true
+		default:
+		}
 	}
+	if s.gone != nil {
+		select {
+		case <-s.gone:
+			return true
+		default:
+		}
+	}
+	return false
 }
 
 // dropDeadLocked retires a dead session and closes it once unused.
 func (p *pool) dropDeadLocked(s *session) {
-	p.log.Warn("upstream process exited on its own; replacing it", "session", s.key, "pid", s.proc.pid)
+	if s.proc != nil {
+		p.log.Warn("upstream session's process exited; replacing it", "session", s.key, "pid", s.proc.pid)
+	} else {
+		p.log.Warn("upstream session's connection ended; replacing it", "session", s.key)
+	}
 	p.retireLocked(s)
 	if s.inflight == 0 {
 		p.closeLocked(s)

@@ -392,40 +392,118 @@ func (p *Provider) do(ctx context.Context, key, op string, timeout time.Duration
 	}
 }
 
+// dialAttempts bounds the handshakes one dial of an HTTP upstream makes
+// when it is the connection, not the upstream, that failed them.
+const dialAttempts = 3
+
 // dial opens the MCP session of s: a process or an HTTP session, plus the
 // handshake, within the connect timeout.
+//
+// Over HTTP, a handshake whose request got no response or whose response
+// broke off is tried again, at most dialAttempts times in all, on a
+// transport of its own with no connection from before. Why: after a network
+// partition the shared transport keeps idle keep-alive connections the peer
+// has forgotten; reusing one for initialize (a POST, which net/http does not
+// replay once written) ends in "connection reset by peer" although the
+// upstream is fine. Only the last failure reaches the caller, and so the
+// breaker. A handshake may be repeated: at worst the upstream keeps an
+// unused session from an initialize whose answer was lost, until it
+// expires it. Tool calls are never repeated (see do).
 func (p *Provider) dial(ctx context.Context, s *session) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeouts.Connect.D())
 	defer cancel()
-	var transport mcp.Transport
 	if p.cfg.Stdio != nil {
 		proc, err := startProcess(p.cfg.Stdio, p.log)
 		if err != nil {
 			return err
 		}
 		s.proc = proc
-		transport = &mcp.IOTransport{Reader: newTapReader(proc.stdout, s.router.dispatch), Writer: proc.stdin}
-	} else {
-		transport = &mcp.StreamableClientTransport{
-			Endpoint: p.cfg.HTTP.URL,
-			HTTPClient: &http.Client{Transport: &tapTransport{
-				base: p.http, headers: p.cfg.HTTP.Headers, onMessage: s.router.dispatch}},
-		}
-	}
-	cs, err := p.client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: p.cfg.ProtocolVersion})
-	if err != nil {
-		if s.proc != nil {
+		transport := &mcp.IOTransport{Reader: newTapReader(proc.stdout, s.router.dispatch), Writer: proc.stdin}
+		cs, err := p.connect(ctx, transport)
+		if err != nil {
 			s.proc.stop(p.cfg.Timeouts.Shutdown.D())
 			s.proc = nil
+			return err
 		}
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return fmt.Errorf("initialize: %w after %s", ErrTimeout, p.cfg.Timeouts.Connect.D())
-		}
-		return fmt.Errorf("initialize: %w", err)
+		p.opened(s, cs)
+		return nil
 	}
+	base := p.http
+	for attempt := 1; ; attempt++ {
+		var lost atomic.Pointer[error]
+		tt := &tapTransport{base: base, headers: p.cfg.HTTP.Headers, onMessage: s.router.dispatch,
+			onConnError: func(err error) {
+				lost.CompareAndSwap(nil, &err)
+				p.connLost(err)
+			}}
+		cs, err := p.connect(ctx, &mcp.StreamableClientTransport{Endpoint: p.cfg.HTTP.URL, HTTPClient: &http.Client{Transport: tt}})
+		if err == nil {
+			if base != p.http {
+				s.http = base
+			}
+			p.opened(s, cs)
+			return nil
+		}
+		if base != p.http {
+			base.CloseIdleConnections()
+		}
+		connErr := lost.Load()
+		if connErr == nil || ctx.Err() != nil || attempt == dialAttempts {
+			if connErr != nil && attempt > 1 {
+				return fmt.Errorf("%w (attempt %d of %d on a fresh connection)", err, attempt, dialAttempts)
+			}
+			return err
+		}
+		p.log.Warn("upstream handshake failed on the connection; retrying on a fresh one",
+			"session", s.key, "attempt", attempt, "err", *connErr)
+		// A fresh transport: nothing from before can be reused, whatever
+		// the shared one still holds (an HTTP/2 connection with streams on
+		// it is never idle, so closing idle connections would not drop it).
+		base = p.http.Clone()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("initialize: %w after %s", ErrTimeout, p.cfg.Timeouts.Connect.D())
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
+}
+
+// connect runs the MCP handshake over transport.
+func (p *Provider) connect(ctx context.Context, transport mcp.Transport) (*mcp.ClientSession, error) {
+	cs, err := p.client.Connect(ctx, transport, &mcp.ClientSessionOptions{ProtocolVersion: p.cfg.ProtocolVersion})
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, fmt.Errorf("initialize: %w after %s", ErrTimeout, p.cfg.Timeouts.Connect.D())
+		}
+		return nil, fmt.Errorf("initialize: %w", err)
+	}
+	return cs, nil
+}
+
+// opened records the session dialed for s and watches it: once the SDK
+// has given the connection up (the upstream forgot the session, a stream
+// could not be resumed, the process exited), s is dead and the pool drops
+// it before it fails a call.
+func (p *Provider) opened(s *session, cs *mcp.ClientSession) {
 	s.cs = cs
+	gone := make(chan struct{})
+	s.gone = gone
+	go func() {
+		err := cs.Wait()
+		close(gone)
+		p.log.Debug("upstream session ended", "session", s.key, "upstream_session", cs.ID(), "err", err)
+	}()
 	p.log.Debug("upstream session opened", "session", s.key, "upstream_session", cs.ID())
-	return nil
+}
+
+// connLost is told of every failure below HTTP on the way to the upstream.
+// The idle keep-alive connections of the shared transport are dropped:
+// when one connection failed, those that sat idle beside it (across the
+// same partition or upstream restart) are suspect too, and a tool call,
+// unlike a handshake, is not repeated when its connection fails under it.
+func (p *Provider) connLost(err error) {
+	p.log.Debug("connection to the upstream failed; dropping idle connections", "err", err)
+	p.http.CloseIdleConnections()
 }
 
 // closeSession ends the MCP session (DELETE, for HTTP) and reaps the
@@ -437,6 +515,9 @@ func (p *Provider) closeSession(s *session) {
 		defer close(done)
 		if s.cs != nil {
 			_ = s.cs.Close()
+		}
+		if s.http != nil {
+			s.http.CloseIdleConnections()
 		}
 	}()
 	if s.proc != nil {

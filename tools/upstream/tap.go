@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 )
 
 // Why taps: the go-sdk client hands a response to the waiting call in its
@@ -141,6 +142,12 @@ type tapTransport struct {
 	base      http.RoundTripper
 	headers   map[string]string
 	onMessage func([]byte)
+	// onConnError, if set, hears of every failure below HTTP: a request
+	// that got no response, or a response body that broke off. Why: the
+	// go-sdk reports those and a refusal by the server alike (and not
+	// always with the cause wrapped), while only the former says the
+	// connection, not the upstream, may be at fault (see Provider.dial).
+	onConnError func(error)
 }
 
 func (t *tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -153,11 +160,45 @@ func (t *tapTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
+		t.connError(req, err)
 		return nil, err
 	}
 	// Only SSE bodies can carry notifications; a JSON body is one response.
 	if strings.HasPrefix(strings.ToLower(resp.Header.Get("Content-Type")), "text/event-stream") {
 		resp.Body = &sseTapBody{rc: resp.Body, tap: newSSETap(t.onMessage)}
 	}
+	if t.onConnError != nil {
+		resp.Body = &watchedBody{rc: resp.Body, req: req, t: t}
+	}
 	return resp, nil
+}
+
+// connError reports err unless the request was cancelled by its caller:
+// that is our own doing, not the connection's.
+func (t *tapTransport) connError(req *http.Request, err error) {
+	if t.onConnError != nil && req.Context().Err() == nil {
+		t.onConnError(err)
+	}
+}
+
+// watchedBody reports a response body that ends in anything but io.EOF,
+// unless we closed it ourselves.
+type watchedBody struct {
+	rc     io.ReadCloser
+	req    *http.Request
+	t      *tapTransport
+	closed atomic.Bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF && !b.closed.Load() {
+		b.t.connError(b.req, err)
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	b.closed.Store(true)
+	return b.rc.Close()
 }
