@@ -310,6 +310,12 @@ func (g *Gateway) produce(ctx context.Context, ev *schemas.RequestEvent, key str
 		return fmt.Errorf("encoding request event: %w", err)
 	}
 	start := time.Now()
+	// A broker that accepted the connection and then stopped answering
+	// (paused, overloaded) must not hold the request forever: past this,
+	// the client is told to retry with the same id, which is safe whether
+	// or not the record made it.
+	ctx, cancel := context.WithTimeout(ctx, produceTimeout)
+	defer cancel()
 	err = g.cl.Load().ProduceSync(ctx, &kgo.Record{Topic: g.cfg.Streams.Topics.Requests(), Key: []byte(key), Value: val}).FirstErr()
 	g.cfg.Metrics.Produce(time.Since(start), err)
 	if err != nil {
@@ -317,6 +323,9 @@ func (g *Gateway) produce(ctx context.Context, ev *schemas.RequestEvent, key str
 	}
 	return nil
 }
+
+// produceTimeout bounds the wait for Kafka to acknowledge a request event.
+const produceTimeout = 20 * time.Second
 
 type nopMetrics struct{}
 

@@ -96,7 +96,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		// 2025-11-25 allows 405 for the optional GET stream; 2026-07-28
 		// removed it.
-		w.Header().Set("Allow", "POST, DELETE")
+		w.Header().Set("Allow", "GET, POST, DELETE")
 		writeError(w, http.StatusMethodNotAllowed, nil, jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "method %s not allowed on the MCP endpoint", r.Method))
 	}
 }
@@ -304,7 +304,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) (method, out
 	base := g.consumed.Load()
 	if err := g.produce(r.Context(), ev, key); err != nil {
 		g.log.Error("request not accepted", "event", ev.EventID, "err", err)
-		writeError(w, http.StatusServiceUnavailable, id, jsonrpc.Errorf(jsonrpc.CodeInternalError, "request could not be written to the log; retry with the same id"))
+		writeError(w, http.StatusServiceUnavailable, id, jsonrpc.Errorf(jsonrpc.CodeInternalError, "request not confirmed by the log in time (it may or may not have been accepted); retry with the same id or idempotency key, which is safe either way"))
 		return method, "unavailable"
 	}
 	useSSE := acceptsSSE && ev.Kind == schemas.KindRequest && ev.Method == "tools/call"

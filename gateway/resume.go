@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -42,13 +43,20 @@ func (g *Gateway) serveResume(w http.ResponseWriter, r *http.Request, lastID str
 	}
 	defer cl.Close()
 
-	ctx := r.Context()
 	deadline := time.Now().Add(g.cfg.RequestTimeout)
+	// The poll itself must end at the deadline: a stream nobody writes to
+	// any more (an unknown token, a request long answered) has no next
+	// record to wake it.
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
 	var sse *sseWriter
 	for time.Now().Before(deadline) {
 		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
+		if r.Context().Err() != nil {
 			return "client_gone"
+		}
+		if ctx.Err() != nil {
+			break
 		}
 		done := false
 		fetches.EachRecord(func(rec *kgo.Record) {

@@ -214,6 +214,9 @@ func Handle(env Env, st *schemas.SessionState, ev *schemas.RequestEvent, offset 
 		out.Reply = reply(200, []byte(`{"result":{}}`))
 	case "tools/call":
 		job, e := toolJob(env, ev, now)
+		if e == nil {
+			e = checkRequired(env, job)
+		}
 		if e != nil {
 			out.Reply = reply(200, jsonrpc.ErrorBody(e))
 			return keep(out, false)
@@ -274,6 +277,9 @@ func handleStateless(env Env, ev *schemas.RequestEvent, now time.Time) Outcome {
 		return reply(toolsList(env, ev, true))
 	case "tools/call":
 		job, e := toolJob(env, ev, now)
+		if e == nil {
+			e = checkRequired(env, job)
+		}
 		if e == nil {
 			e = checkParamHeaders(env, ev, job)
 		}

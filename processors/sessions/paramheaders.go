@@ -28,6 +28,7 @@ func checkParamHeaders(env Env, ev *schemas.RequestEvent, job *schemas.ToolJob) 
 		Properties map[string]struct {
 			Header string `json:"x-mcp-header"`
 		} `json:"properties"`
+		Required []string `json:"required"`
 	}
 	if json.Unmarshal(env.Tools[i].InputSchema, &schema) != nil {
 		return nil
@@ -46,6 +47,9 @@ func checkParamHeaders(env Env, ev *schemas.RequestEvent, job *schemas.ToolJob) 
 		}
 		raw, ok := args[name]
 		if !ok {
+			if _, sent := headers[strings.ToLower(prop.Header)]; sent {
+				return jsonrpc.Errorf(jsonrpc.CodeHeaderMismatch, "Header mismatch: Mcp-Param-%s header sent without argument %s", prop.Header, name)
+			}
 			continue
 		}
 		want := headerForm(raw)
@@ -68,4 +72,28 @@ func headerForm(raw json.RawMessage) string {
 		return s
 	}
 	return fmt.Sprint(strings.TrimSpace(string(raw)))
+}
+
+// checkRequired refuses a call that lacks an argument its tool's input
+// schema requires (-32602), before a job exists: the tool would fail or,
+// worse, run on a default.
+func checkRequired(env Env, job *schemas.ToolJob) *jsonrpc.Error {
+	i := sort.Search(len(env.Tools), func(i int) bool { return env.Tools[i].Name >= job.Tool })
+	if i >= len(env.Tools) || env.Tools[i].Name != job.Tool {
+		return nil
+	}
+	var schema struct {
+		Required []string `json:"required"`
+	}
+	if json.Unmarshal(env.Tools[i].InputSchema, &schema) != nil || len(schema.Required) == 0 {
+		return nil
+	}
+	var args map[string]json.RawMessage
+	_ = json.Unmarshal(job.Arguments, &args)
+	for _, name := range schema.Required {
+		if _, ok := args[name]; !ok {
+			return jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "invalid arguments for tool %s: missing required argument %q", job.Tool, name)
+		}
+	}
+	return nil
 }
