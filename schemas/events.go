@@ -121,6 +121,8 @@ type ToolCallState struct {
 	TaskTTLMs        int64
 	// InputRequests are a task's outstanding requests to its client.
 	InputRequests []byte
+	// Fingerprint identifies what the call asked (tool and arguments).
+	Fingerprint string
 }
 
 // ToolJob is an accepted tool call (tool_job.avsc).
@@ -344,6 +346,7 @@ func (r *Registry) EncodeToolCall(s *ToolCallState) ([]byte, error) {
 		"task":              s.Task,
 		"task_ttl_ms":       s.TaskTTLMs,
 		"input_requests":    nullable("bytes", s.InputRequests),
+		"fingerprint":       s.Fingerprint,
 	})
 }
 
@@ -373,6 +376,7 @@ func (r *Registry) DecodeToolCall(b []byte) (*ToolCallState, error) {
 		Task:             boolean(m, "task"),
 		TaskTTLMs:        i64(m, "task_ttl_ms"),
 		InputRequests:    unNullBytes(m["input_requests"]),
+		Fingerprint:      str(m, "fingerprint"),
 	}
 	if c := ts(m, "completed_at"); c.UnixMilli() != 0 {
 		s.CompletedAt = c

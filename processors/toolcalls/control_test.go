@@ -153,3 +153,36 @@ func TestResultClearsClaimAndJob(t *testing.T) {
 		t.Fatalf("second result acted: %+v", again)
 	}
 }
+
+// A request identity reused for another call is refused, not answered with
+// the first call's result; a retry with re-serialised arguments is a retry.
+func TestReusedIdentityWithOtherArguments(t *testing.T) {
+	first := &schemas.ToolJob{EventID: eventID, SessionID: sid, Principal: alice, Tool: "echo", Arguments: []byte(`{"a":1,"b":"x"}`),
+		ReplyGateway: w1.Gateway, ReplyToken: w1.ReplyToken}
+	out := toolcalls.OnCall(nil, first, nil, callOff, now)
+	if out.State == nil || out.State.Fingerprint == "" {
+		t.Fatalf("no fingerprint recorded: %+v", out.State)
+	}
+	st := out.State
+	retry := *first
+	retry.Arguments = []byte(`{ "b": "x", "a": 1 }`)
+	retry.ReplyGateway, retry.ReplyToken = w2.Gateway, w2.ReplyToken
+	if got := toolcalls.OnCall(st, &retry, nil, laterOff, now); got.State == nil || len(got.State.Waiters) != 2 || len(got.Replies) != 0 {
+		t.Fatalf("re-serialised retry not joined: %+v", got)
+	}
+	other := retry
+	other.Arguments = []byte(`{"a":2,"b":"x"}`)
+	got := toolcalls.OnCall(st, &other, nil, laterOff, now)
+	if got.State != nil || got.Job != nil || len(got.Replies) != 1 || errorCode(t, got.Replies[0].Message) != -32602 {
+		t.Fatalf("reused identity with other arguments: %+v", got)
+	}
+	otherTool := retry
+	otherTool.Tool = "count"
+	if got := toolcalls.OnCall(st, &otherTool, nil, laterOff, now); len(got.Replies) != 1 || errorCode(t, got.Replies[0].Message) != -32602 {
+		t.Fatalf("reused identity with another tool: %+v", got)
+	}
+	// The creating event, delivered again, is not a reuse.
+	if got := toolcalls.OnCall(st, first, nil, callOff, now); len(got.Replies) != 0 {
+		t.Fatalf("redelivery refused: %+v", got)
+	}
+}

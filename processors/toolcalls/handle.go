@@ -1,6 +1,9 @@
 package toolcalls
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 
@@ -39,7 +42,7 @@ func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, framed []byte, offs
 	if st == nil {
 		next := &schemas.ToolCallState{EventID: job.EventID, SessionID: job.SessionID, Principal: job.Principal,
 			Tool: job.Tool, Status: schemas.CallRunning, AcceptedAt: now, CallOffset: offset, Job: framed,
-			Task: job.Task, TaskTTLMs: job.TaskTTLMs}
+			Task: job.Task, TaskTTLMs: job.TaskTTLMs, Fingerprint: Fingerprint(job)}
 		if job.Task {
 			// The caller gets the task handle now; the state carrying it is
 			// written by this same callback, so a tasks/get for it, which
@@ -65,6 +68,18 @@ func OnCall(st *schemas.ToolCallState, job *schemas.ToolJob, framed []byte, offs
 		return Outcome{Replies: []*schemas.ReplyEvent{{Gateway: w.Gateway, ReplyToken: w.ReplyToken, EventID: job.EventID,
 			Kind: schemas.ReplyResponse, HTTPStatus: 200, SessionID: job.SessionID, ProducedAt: now,
 			Message: jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidRequest, "request id is in use by another caller"))}}}
+	}
+	if offset != st.CallOffset && st.Fingerprint != "" && Fingerprint(job) != st.Fingerprint {
+		// The same request identity asking something else is not a retry:
+		// answering it with the first call's result would be a wrong
+		// answer, and running it would break "once per identity".
+		if w.Gateway == "" {
+			return Outcome{}
+		}
+		return Outcome{Replies: []*schemas.ReplyEvent{{Gateway: w.Gateway, ReplyToken: w.ReplyToken, EventID: job.EventID,
+			Kind: schemas.ReplyResponse, HTTPStatus: 200, SessionID: job.SessionID, ProducedAt: now,
+			Message: jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidParams,
+				"request id (or idempotency key) already used for a different call of %s; use a new id", st.Tool))}}}
 	}
 	if st.Task {
 		// A retry of the request that created a task gets the same handle,
@@ -263,4 +278,26 @@ func OnResult(st *schemas.ToolCallState, res *schemas.ToolResult, now time.Time)
 func interruptedData(tool, executor, reason string) json.RawMessage {
 	b, _ := json.Marshal(map[string]string{"tool": tool, "executor": executor, "reason": reason})
 	return b
+}
+
+// Fingerprint names what a call asks: its tool and its arguments in a
+// canonical form (object keys sorted, numbers as written), so a retry that
+// re-serialised the same arguments still matches.
+func Fingerprint(job *schemas.ToolJob) string {
+	args := []byte("{}")
+	if len(job.Arguments) > 0 {
+		d := json.NewDecoder(bytes.NewReader(job.Arguments))
+		d.UseNumber()
+		var v any
+		if d.Decode(&v) == nil {
+			if b, err := json.Marshal(v); err == nil {
+				args = b
+			}
+		}
+	}
+	h := sha256.New()
+	h.Write([]byte(job.Tool))
+	h.Write([]byte{0})
+	h.Write(args)
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
