@@ -6,15 +6,8 @@ import (
 	"strings"
 
 	"github.com/mcpstream/mcpstream/jsonrpc"
+	"github.com/mcpstream/mcpstream/processors"
 )
-
-// ParamHeadersMeta is where the gateway records a tools/call's Mcp-Param-*
-// headers (SEP-2243), decoded, inside params._meta: the gateway cannot
-// know which tool arguments the headers mirror (the tools live elsewhere),
-// so the sessions processor, which knows each tool's input schema and its
-// x-mcp-header annotations, checks them against the arguments. Keys are the
-// header suffixes in lower case.
-const ParamHeadersMeta = "io.mcpstream/paramHeaders"
 
 const paramHeaderPrefix = "Mcp-Param-"
 
@@ -55,7 +48,7 @@ func withParamHeaders(params json.RawMessage, h http.Header) (json.RawMessage, *
 	}
 	// Always present on tools/call, even empty: "no headers" is what the
 	// processor must be able to tell from "headers not recorded".
-	meta[ParamHeadersMeta] = enc
+	meta[processors.ParamHeadersMeta] = enc
 	if p["_meta"], err = json.Marshal(meta); err != nil {
 		return params, nil
 	}

@@ -806,5 +806,10 @@ func conformanceStartCluster(t *testing.T, bin string) *conformanceCluster {
 // conformanceClientTransportError reports a run whose failures are the
 // suite's own HTTP client losing its connection, not a server answer.
 func conformanceClientTransportError(out string) bool {
-	return strings.Contains(out, "Error: Failed: terminated") || strings.Contains(out, "Error: Failed: fetch failed")
+	for _, m := range []string{"Error: Failed: terminated", "Error: Failed: fetch failed", "request failed: terminated"} {
+		if strings.Contains(out, m) {
+			return true
+		}
+	}
+	return false
 }

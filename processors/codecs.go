@@ -57,6 +57,12 @@ func (c codec[T]) Encode(v any) ([]byte, error) {
 
 func (c codec[T]) Decode(b []byte) (any, error) { return c.dec(b) }
 
+// ParamHeadersMeta is where the gateway records a tools/call's Mcp-Param-*
+// headers (SEP-2243), decoded, inside params._meta, for the sessions
+// processor to check against the tool's x-mcp-header arguments (the gateway
+// does not know the tools). Keys are the header suffixes in lower case.
+const ParamHeadersMeta = "io.mcpstream/paramHeaders"
+
 // Protocol versions the platform speaks.
 const (
 	Version20251125 = "2025-11-25"

@@ -43,3 +43,16 @@ func (t Tool) Escalates() bool {
 	v, _ := m[MetaEscalates].(bool)
 	return v
 }
+
+// DeclaresTasks reports whether client capabilities (per request in
+// 2026-07-28) include the tasks extension.
+func DeclaresTasks(caps []byte) bool {
+	var c struct {
+		Extensions map[string]json.RawMessage `json:"extensions"`
+	}
+	if len(caps) == 0 || json.Unmarshal(caps, &c) != nil {
+		return false
+	}
+	_, ok := c.Extensions[TasksExtension]
+	return ok
+}

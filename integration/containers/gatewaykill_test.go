@@ -52,6 +52,21 @@ type slowCall struct {
 	ended     time.Time
 }
 
+// record keeps a call's answer: its text, or why it is not one.
+func (c *slowCall) record(res *mcp.CallToolResult, err error) {
+	switch {
+	case err != nil:
+		c.err = err
+	case res.IsError || len(res.Content) != 1:
+		b, _ := json.Marshal(res)
+		c.err = fmt.Errorf("unexpected result %s", b)
+	default:
+		if tc, ok := res.Content[0].(*mcp.TextContent); ok {
+			c.text = tc.Text
+		}
+	}
+}
+
 // Scenario 2: a gateway container is SIGKILLed while its clients are in
 // the middle of tool calls that stream progress over SSE. The clients (the
 // official go-sdk, behind the fail-over balancer) resume each stream with
@@ -115,17 +130,7 @@ func TestGatewayKill(t *testing.T) {
 		start := time.Now()
 		res, err := clients[i].cs.CallTool(cctx, p)
 		c.took, c.ended = time.Since(start), time.Now()
-		switch {
-		case err != nil:
-			c.err = err
-		case res.IsError || len(res.Content) != 1:
-			b, _ := json.Marshal(res)
-			c.err = fmt.Errorf("unexpected result %s", b)
-		default:
-			if tc, ok := res.Content[0].(*mcp.TextContent); ok {
-				c.text = tc.Text
-			}
-		}
+		c.record(res, err)
 		mu.Lock()
 		calls = append(calls, c)
 		mu.Unlock()

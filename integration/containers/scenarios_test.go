@@ -4,7 +4,6 @@ package containers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -389,17 +388,7 @@ func (l *slowLoad) run(ctx context.Context, ss []*mcp.ClientSession, stop <-chan
 				res, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: SlowToolName, Arguments: map[string]any{"id": c.id, "steps": 6, "step_ms": 500}})
 				cancel()
 				c.took, c.ended = time.Since(start), time.Now()
-				switch {
-				case err != nil:
-					c.err = err
-				case res.IsError || len(res.Content) != 1:
-					b, _ := json.Marshal(res)
-					c.err = fmt.Errorf("unexpected result %s", b)
-				default:
-					if tc, ok := res.Content[0].(*mcp.TextContent); ok {
-						c.text = tc.Text
-					}
-				}
+				c.record(res, err)
 				l.mu.Lock()
 				l.calls = append(l.calls, c)
 				l.mu.Unlock()

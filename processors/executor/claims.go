@@ -199,8 +199,9 @@ func (e *Executor) abandon(c *call) {
 // call. If the holder is alive and lists the call in its beats, its death
 // would be noticed, so this delivery can go. If the holder is dead, this
 // executor reports the orphan, and the processor decides (run it again if
-// idempotent, answer -31003 if not).
-func (e *Executor) resolve(ctx context.Context, c *call, holder, holderInc string) bool {
+// idempotent, answer -31003 if not). The job record is acknowledged
+// either way: the holder's beats list the call, so its death is noticed.
+func (e *Executor) resolve(ctx context.Context, c *call, holder, holderInc string) {
 	id := c.job.EventID
 	deadline := time.Now().Add(2 * e.cfg.Lease)
 	tick := time.NewTicker(e.beatInterval())
@@ -211,20 +212,23 @@ func (e *Executor) resolve(ctx context.Context, c *call, holder, holderInc strin
 		verdict, reason := e.holderVerdict(holder, holderInc, id)
 		switch {
 		case verdict == holderTracks:
-			return true
+			return
 		case verdict == holderDead, time.Now().After(deadline):
 			if reason == "" {
 				reason = "holder never listed the call in its beats"
 			}
 			if err := e.sendControlSync(ctx, schemas.ControlOrphan, id, holder, holderInc, false, reason); err != nil {
-				return false
+				// The survivors' own reading of the holder's beats reports
+				// it as well; this was only the quicker path.
+				e.log.Warn("reporting orphaned call", "event", id, "holder", holder, "err", err)
+				return
 			}
 			e.log.Info("reported orphaned call", "event", id, "holder", holder, "holder_incarnation", holderInc, "reason", reason)
-			return true
+			return
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return
 		case <-tick.C:
 		case <-reclaim.C:
 			// The call may have completed meanwhile (a result and this claim
@@ -232,7 +236,7 @@ func (e *Executor) resolve(ctx context.Context, c *call, holder, holderInc strin
 			e.sendControl(ctx, schemas.ControlClaim, id, e.cfg.ID, e.inc, c.idempotent, "")
 		case cmd := <-c.cmds:
 			if cmd.Kind == schemas.CommandDrop {
-				return true
+				return
 			}
 		}
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mcpstream/mcpstream/schemas"
 	"github.com/mcpstream/mcpstream/tools"
@@ -41,18 +44,12 @@ func (n *notifier) taskInput(ctx context.Context, reqs []tools.InputRequest) ([]
 	if err != nil {
 		return nil, fmt.Errorf("encoding input requests: %w", err)
 	}
-	rec, err := n.e.control(schemas.ControlInput, n.job.EventID, n.e.cfg.ID, n.e.inc, false, "")
+	val, err := n.e.reg.EncodeControl(&schemas.ToolControl{EventID: n.job.EventID, Kind: schemas.ControlInput,
+		Executor: n.e.cfg.ID, Incarnation: n.e.inc, Payload: payload, ProducedAt: time.Now()})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encoding input requests: %w", err)
 	}
-	c, err := n.e.reg.DecodeControl(rec.Value)
-	if err != nil {
-		return nil, err
-	}
-	c.Payload = payload
-	if rec.Value, err = n.e.reg.EncodeControl(c); err != nil {
-		return nil, err
-	}
+	rec := &kgo.Record{Topic: n.e.cfg.Streams.Topics.ToolControls(), Key: []byte(n.job.EventID), Value: val}
 	if err := n.e.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		return nil, fmt.Errorf("recording input requests: %w", err)
 	}
@@ -94,7 +91,7 @@ func (n *notifier) Escalate(ctx context.Context) error {
 	if n.isTask() {
 		return nil
 	}
-	if n.job.SessionID != "" || !declaresTasks(n.job.ClientCapabilities) {
+	if n.job.SessionID != "" || !tools.DeclaresTasks(n.job.ClientCapabilities) {
 		return tools.ErrCannotEscalate
 	}
 	if err := n.e.sendControlSync(ctx, schemas.ControlEscalate, n.job.EventID, n.e.cfg.ID, n.e.inc, false, ""); err != nil {
@@ -103,15 +100,4 @@ func (n *notifier) Escalate(ctx context.Context) error {
 	// From here on the caller polls: nothing more goes to its stream.
 	n.escalated.Store(true)
 	return nil
-}
-
-func declaresTasks(caps []byte) bool {
-	var c struct {
-		Extensions map[string]json.RawMessage `json:"extensions"`
-	}
-	if len(caps) == 0 || json.Unmarshal(caps, &c) != nil {
-		return false
-	}
-	_, ok := c.Extensions[tools.TasksExtension]
-	return ok
 }

@@ -307,9 +307,9 @@ func handleStateless(env Env, ev *schemas.RequestEvent, now time.Time) Outcome {
 		}
 		switch {
 		case support == tools.TaskForbidden:
-		case declaresTasks(p.Meta.Caps) && env.Escalates != nil && env.Escalates(job.Tool):
+		case tools.DeclaresTasks(p.Meta.Caps) && env.Escalates != nil && env.Escalates(job.Tool):
 			// The tool turns its call into a task itself when ready.
-		case declaresTasks(p.Meta.Caps):
+		case tools.DeclaresTasks(p.Meta.Caps):
 			// The server decides (tasks extension): every call of a
 			// task-supporting tool from a client that can poll becomes a
 			// task, so a slow tool never holds an HTTP request open.
@@ -508,19 +508,6 @@ const TasksExtension = tools.TasksExtension
 // keeps them longer; the figure is the promise, not the limit.
 const DefaultTaskTTLMs = 60 * 60 * 1000
 
-// declaresTasks reports whether per-request client capabilities include the
-// tasks extension.
-func declaresTasks(caps json.RawMessage) bool {
-	var c struct {
-		Extensions map[string]json.RawMessage `json:"extensions"`
-	}
-	if len(caps) == 0 || json.Unmarshal(caps, &c) != nil {
-		return false
-	}
-	_, ok := c.Extensions[TasksExtension]
-	return ok
-}
-
 func missingTasksExtension(what string) *jsonrpc.Error {
 	return &jsonrpc.Error{Code: jsonrpc.CodeMissingClientCapability,
 		Message: "Missing required client capability: " + what + " needs the " + TasksExtension + " extension",
@@ -542,7 +529,7 @@ func tasksRequest(ev *schemas.RequestEvent, now time.Time, reply func(int, []byt
 	if err := json.Unmarshal(orEmpty(ev.Params), &p); err != nil {
 		return reply(200, jsonrpc.ErrorBody(jsonrpc.Errorf(jsonrpc.CodeInvalidParams, "invalid %s params: %v", ev.Method, err)))
 	}
-	if !declaresTasks(p.Meta.Caps) {
+	if !tools.DeclaresTasks(p.Meta.Caps) {
 		return reply(200, jsonrpc.ErrorBody(missingTasksExtension(ev.Method)))
 	}
 	if p.TaskID == nil || *p.TaskID == "" {

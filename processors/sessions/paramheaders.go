@@ -7,12 +7,9 @@ import (
 	"strings"
 
 	"github.com/mcpstream/mcpstream/jsonrpc"
+	"github.com/mcpstream/mcpstream/processors"
 	"github.com/mcpstream/mcpstream/schemas"
 )
-
-// paramHeadersMeta mirrors gateway.ParamHeadersMeta (the gateway imports
-// this package's neighbours, not the reverse).
-const paramHeadersMeta = "io.mcpstream/paramHeaders"
 
 // checkParamHeaders enforces SEP-2243 custom headers: an argument whose
 // input-schema property carries "x-mcp-header": NAME must come with an
@@ -40,7 +37,7 @@ func checkParamHeaders(env Env, ev *schemas.RequestEvent, job *schemas.ToolJob) 
 	}
 	_ = json.Unmarshal(orEmpty(ev.Params), &p)
 	headers := map[string]string{}
-	_ = json.Unmarshal(p.Meta[paramHeadersMeta], &headers)
+	_ = json.Unmarshal(p.Meta[processors.ParamHeadersMeta], &headers)
 	for name, prop := range schema.Properties {
 		if prop.Header == "" {
 			continue
@@ -78,14 +75,10 @@ func headerForm(raw json.RawMessage) string {
 // schema requires (-32602), before a job exists: the tool would fail or,
 // worse, run on a default.
 func checkRequired(env Env, job *schemas.ToolJob) *jsonrpc.Error {
-	i := sort.Search(len(env.Tools), func(i int) bool { return env.Tools[i].Name >= job.Tool })
-	if i >= len(env.Tools) || env.Tools[i].Name != job.Tool {
-		return nil
-	}
 	var schema struct {
 		Required []string `json:"required"`
 	}
-	if json.Unmarshal(env.Tools[i].InputSchema, &schema) != nil || len(schema.Required) == 0 {
+	if !inputSchema(env, job.Tool, &schema) || len(schema.Required) == 0 {
 		return nil
 	}
 	var args map[string]json.RawMessage
@@ -96,4 +89,11 @@ func checkRequired(env Env, job *schemas.ToolJob) *jsonrpc.Error {
 		}
 	}
 	return nil
+}
+
+// inputSchema decodes the input schema of tool (env.Tools is sorted by
+// name) into v; false when the tool or a readable schema is missing.
+func inputSchema(env Env, tool string, v any) bool {
+	i := sort.Search(len(env.Tools), func(i int) bool { return env.Tools[i].Name >= tool })
+	return i < len(env.Tools) && env.Tools[i].Name == tool && json.Unmarshal(env.Tools[i].InputSchema, v) == nil
 }
